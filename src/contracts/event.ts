@@ -1,0 +1,218 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { assertFits, assertName } from './names.js';
+
+/** Any schema that implements Standard Schema v1 (zod, valibot, arktype, ...). */
+export type AnySchema = StandardSchemaV1;
+
+/** The type a schema accepts (what `publish` takes). */
+export type SchemaInput<S extends AnySchema> = StandardSchemaV1.InferInput<S>;
+/** The type a schema produces after validation (what a handler receives). */
+export type SchemaOutput<S extends AnySchema> = StandardSchemaV1.InferOutput<S>;
+
+/**
+ * A named topic space owned by one producing domain, such as `order`. On RabbitMQ it is a durable
+ * topic exchange of the same name.
+ */
+export interface Exchange<Name extends string = string> {
+  readonly kind: 'exchange';
+  readonly name: Name;
+}
+
+/**
+ * Declares an exchange. The name is lowercase `[a-z0-9_-]+`; anything else throws an
+ * {@link InvalidNameError} naming the problem.
+ */
+export function defineExchange<const Name extends string>(name: Name): Exchange<Name> {
+  assertName('exchange', name);
+  return Object.freeze({ kind: 'exchange', name });
+}
+
+/** One version of an event, as the runtime sees it. */
+export interface EventVersion {
+  /** 1-based version number. */
+  readonly version: number;
+  readonly schema: AnySchema;
+  /** `<exchange>.v<version>.<event>`, e.g. `order.v1.submit`. */
+  readonly routingKey: string;
+  /** Converts a validated payload of the previous version into this version's input. */
+  readonly upcast: ((previous: unknown) => unknown) | undefined;
+}
+
+/**
+ * A named fact in an exchange (`order.submit`) with versions 1..N, each with its own schema.
+ * Created by {@link defineEvent}; `.version()` returns a new definition with one more version.
+ *
+ * The type parameters carry the exchange name, the event name and the tuple of schemas, so the
+ * payload type of every version is known wherever the event is used.
+ */
+export interface EventDefinition<
+  X extends string = string,
+  N extends string = string,
+  V extends readonly AnySchema[] = readonly AnySchema[],
+> {
+  readonly kind: 'event';
+  readonly exchange: Exchange<X>;
+  readonly name: N;
+  /** Versions in order; `versions[k - 1]` is version k. */
+  readonly versions: readonly EventVersion[];
+  /** The newest version number (N). */
+  readonly latest: number;
+  /** Phantom field carrying the schema tuple for the type system; always `undefined` at run time. */
+  readonly '~schemas'?: V;
+  /** The routing key of a version (default: the newest). */
+  routingKey(version?: number): string;
+  /**
+   * Adds version N+1 with its schema and an upcaster from version N. The upcaster receives a
+   * validated payload of version N and returns the input for the new schema, which validates it.
+   * Returns a new definition; the original is unchanged.
+   */
+  version<S extends AnySchema>(
+    schema: S,
+    upcast: (previous: SchemaOutput<LastOf<V>>) => SchemaInput<S>,
+  ): EventDefinition<X, N, readonly [...V, S]>;
+}
+
+/** Any event definition, whatever its names and schemas. */
+// biome-ignore lint/suspicious/noExplicitAny: the widest event type must accept every schema tuple
+export type AnyEvent = EventDefinition<string, string, any>;
+
+type LastOf<V extends readonly AnySchema[]> = V extends readonly [...unknown[], infer L extends AnySchema]
+  ? L
+  : AnySchema;
+
+type BuildTuple<L extends number, T extends unknown[] = []> = T['length'] extends L
+  ? T
+  : BuildTuple<L, [...T, unknown]>;
+
+/** The schema tuple of an event. */
+export type SchemasOf<E extends AnyEvent> = E extends EventDefinition<string, string, infer V>
+  ? V
+  : never;
+
+/** The version numbers an event has, as a union of number literals (`1 | 2`). */
+export type VersionOf<E extends AnyEvent> = VersionNumbers<SchemasOf<E>>;
+type VersionNumbers<V extends readonly unknown[], Acc extends unknown[] = []> = V extends readonly [
+  unknown,
+  ...infer Rest,
+]
+  ? [...Acc, unknown]['length'] | VersionNumbers<Rest, [...Acc, unknown]>
+  : never;
+
+/** The newest version number of an event, as a literal type. */
+export type LatestVersionOf<E extends AnyEvent> = SchemasOf<E>['length'];
+
+/** The schema of version `Ver` of an event. */
+export type SchemaAt<E extends AnyEvent, Ver extends number> = BuildTuple<Ver> extends [
+  unknown,
+  ...infer Before,
+]
+  ? SchemasOf<E>[Before['length']] extends infer S extends AnySchema
+    ? S
+    : never
+  : never;
+
+/** What `publish` accepts for version `Ver` (default: newest) of an event. */
+export type PayloadInput<E extends AnyEvent, Ver extends number = LatestVersionOf<E>> = SchemaInput<
+  SchemaAt<E, Ver>
+>;
+/** What a handler written against version `Ver` (default: newest) of an event receives. */
+export type Payload<E extends AnyEvent, Ver extends number = LatestVersionOf<E>> = SchemaOutput<
+  SchemaAt<E, Ver>
+>;
+
+/** Builds the routing key `<exchange>.v<version>.<event>`. */
+export function routingKeyOf(exchange: string, event: string, version: number): string {
+  return `${exchange}.v${version}.${event}`;
+}
+
+const ROUTING_KEY = /^([a-z0-9_-]+)\.v([1-9][0-9]*)\.([a-z0-9_-]+)$/;
+
+/** Splits a Tidings routing key into its parts, or returns `undefined` if it is not one. */
+export function parseRoutingKey(
+  key: string,
+): { exchange: string; version: number; event: string } | undefined {
+  const m = ROUTING_KEY.exec(key);
+  if (!m) return undefined;
+  return { exchange: m[1]!, version: Number(m[2]), event: m[3]! };
+}
+
+/** Room left for `.v<version>` with up to four digits, so later versions still fit. */
+const VERSION_ROOM = 'v9999';
+
+/**
+ * Declares an event of an exchange with its first version's schema. Add versions with
+ * `.version(schema, upcast)`.
+ *
+ * ```ts
+ * const order = defineExchange('order');
+ * const submit = defineEvent(order, 'submit', OrderSchema); // order.v1.submit
+ * ```
+ */
+export function defineEvent<const X extends string, const N extends string, S extends AnySchema>(
+  exchange: Exchange<X>,
+  name: N,
+  schema: S,
+): EventDefinition<X, N, readonly [S]> {
+  if (exchange?.kind !== 'exchange') {
+    throw new TypeError('defineEvent: the first argument must come from defineExchange()');
+  }
+  assertName('event', name);
+  assertFits('routing key', `${exchange.name}.${VERSION_ROOM}.${name}`);
+  assertSchema(schema, `${exchange.name}.${name}`);
+  return makeEvent(exchange, name, [
+    { version: 1, schema, routingKey: routingKeyOf(exchange.name, name, 1), upcast: undefined },
+  ]);
+}
+
+function makeEvent<X extends string, N extends string, V extends readonly AnySchema[]>(
+  exchange: Exchange<X>,
+  name: N,
+  versions: readonly EventVersion[],
+): EventDefinition<X, N, V> {
+  const keys = versions.map((v) => v.routingKey);
+  const latest = versions.length;
+  const definition: EventDefinition<X, N, V> = {
+    kind: 'event',
+    exchange,
+    name,
+    versions: Object.freeze([...versions]),
+    latest,
+    routingKey(version = latest) {
+      const key = keys[version - 1];
+      if (key === undefined) {
+        throw new RangeError(
+          `${exchange.name}.${name} has versions 1..${latest}; there is no version ${version}`,
+        );
+      }
+      return key;
+    },
+    version(schema, upcast) {
+      assertSchema(schema, `${exchange.name}.${name}`);
+      if (typeof upcast !== 'function') {
+        throw new TypeError(
+          `${exchange.name}.${name}: version ${latest + 1} needs an upcaster from version ${latest}`,
+        );
+      }
+      const next = latest + 1;
+      return makeEvent(exchange, name, [
+        ...versions,
+        {
+          version: next,
+          schema,
+          routingKey: routingKeyOf(exchange.name, name, next),
+          upcast: upcast as (previous: unknown) => unknown,
+        },
+      ]);
+    },
+  };
+  return Object.freeze(definition);
+}
+
+function assertSchema(schema: unknown, where: string): void {
+  const std = (schema as StandardSchemaV1 | undefined)?.['~standard'];
+  if (!std || std.version !== 1 || typeof std.validate !== 'function') {
+    throw new TypeError(
+      `${where}: the schema does not implement Standard Schema v1 (zod 3.24+, valibot 1, arktype 2 do)`,
+    );
+  }
+}

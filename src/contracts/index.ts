@@ -1,0 +1,3 @@
+export * from './event.js';
+export { AMQP_SHORTSTR_MAX, assertName } from './names.js';
+export { compilePattern, matchesPattern, splitWords, type TopicMatcher } from './pattern.js';

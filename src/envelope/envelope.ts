@@ -1,0 +1,170 @@
+import { parseRoutingKey } from '../contracts/event.js';
+
+/**
+ * The metadata that travels with every payload. Field names here and header names on the wire
+ * (see {@link HEADERS}) are public, lasting identifiers: they never change meaning.
+ */
+export interface Envelope {
+  /** Unique, time-sortable message id (UUIDv7). Kept across retries and replays. */
+  readonly id: string;
+  /** The routing key the message was published with: `order.v1.submit`. */
+  readonly type: string;
+  /** Exchange that owns the event: `order`. */
+  readonly exchange: string;
+  /** Event name within the exchange: `submit`. */
+  readonly event: string;
+  /** Version of the payload on the wire. */
+  readonly version: number;
+  /** Name of the service that published the message. */
+  readonly source: string;
+  /** When the message was first published, RFC 3339 with milliseconds, UTC. */
+  readonly time: string;
+  /** Shared by every message caused, directly or not, by the same original message. */
+  readonly correlationId: string;
+  /** Id of the message whose handler published this one; absent for an original message. */
+  readonly causationId?: string | undefined;
+  /** W3C trace context, when the publisher had one. */
+  readonly traceparent?: string | undefined;
+}
+
+/** A header value as AMQP field tables carry it. */
+export type HeaderValue =
+  | string
+  | number
+  | boolean
+  | null
+  | undefined
+  | Buffer
+  | HeaderValue[]
+  | { [key: string]: HeaderValue };
+
+/** Message properties, named as in AMQP 0-9-1 `basic.properties`. */
+export interface MessageProperties {
+  messageId?: string | undefined;
+  correlationId?: string | undefined;
+  /** The routing key of the event (so tools that only show properties see what it is). */
+  type?: string | undefined;
+  /** The publishing service. */
+  appId?: string | undefined;
+  /** Seconds since the Unix epoch (AMQP's resolution). */
+  timestamp?: number | undefined;
+  contentType?: string | undefined;
+  contentEncoding?: string | undefined;
+  headers: Record<string, HeaderValue>;
+}
+
+/** A message as a transport publishes it. */
+export interface OutgoingMessage {
+  readonly exchange: string;
+  readonly routingKey: string;
+  /** The payload alone, serialised once (JSON for native messages). */
+  readonly body: Buffer;
+  readonly properties: MessageProperties;
+}
+
+/** A message as a transport delivers it. */
+export interface IncomingMessage extends OutgoingMessage {
+  /** True when the broker delivered this message before without an ack. */
+  readonly redelivered: boolean;
+}
+
+/**
+ * Header names on the wire. CloudEvents 1.0 attributes use the `ce-` prefix; Tidings' own use
+ * `tidings-`. The id, correlation id, type and source are also set as the standard AMQP
+ * properties (`message_id`, `correlation_id`, `type`, `app_id`), so any AMQP tool shows them.
+ */
+export const HEADERS = {
+  specversion: 'ce-specversion',
+  id: 'ce-id',
+  source: 'ce-source',
+  type: 'ce-type',
+  time: 'ce-time',
+  causationId: 'tidings-causation-id',
+  traceparent: 'traceparent',
+  /** How many times handling has failed so far (0 or absent on the first delivery). */
+  attempts: 'tidings-attempts',
+  /** When handling first failed (RFC 3339). */
+  firstFailure: 'tidings-first-failure',
+  lastFailure: 'tidings-last-failure',
+  /** Why a message was dead-lettered: one of {@link DeadLetterReason}. */
+  deadReason: 'tidings-dead-reason',
+  errorName: 'tidings-error-name',
+  errorMessage: 'tidings-error-message',
+  errorStack: 'tidings-error-stack',
+  /** JSON array of schema issues for `schema-violation`. */
+  issues: 'tidings-issues',
+  service: 'tidings-service',
+  handler: 'tidings-handler',
+  queue: 'tidings-queue',
+  originalExchange: 'tidings-original-exchange',
+  originalRoutingKey: 'tidings-original-routing-key',
+} as const;
+
+/** The CloudEvents version Tidings writes. */
+export const SPEC_VERSION = '1.0';
+
+/** Builds the AMQP-style properties for an envelope. */
+export function envelopeToProperties(envelope: Envelope): MessageProperties {
+  const headers: Record<string, HeaderValue> = {
+    [HEADERS.specversion]: SPEC_VERSION,
+    [HEADERS.id]: envelope.id,
+    [HEADERS.source]: envelope.source,
+    [HEADERS.type]: envelope.type,
+    [HEADERS.time]: envelope.time,
+  };
+  if (envelope.causationId !== undefined) headers[HEADERS.causationId] = envelope.causationId;
+  if (envelope.traceparent !== undefined) headers[HEADERS.traceparent] = envelope.traceparent;
+  return {
+    messageId: envelope.id,
+    correlationId: envelope.correlationId,
+    type: envelope.type,
+    appId: envelope.source,
+    timestamp: Math.floor(Date.parse(envelope.time) / 1000),
+    contentType: 'application/json',
+    headers,
+  };
+}
+
+function str(value: HeaderValue): string | undefined {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  return undefined;
+}
+
+/**
+ * Reads the envelope of a delivered message. Returns `undefined` when the message has no id
+ * (neither `ce-id` nor `message_id`) or its type is not a Tidings routing key; such messages are
+ * dead-lettered with reason `missing-envelope`.
+ */
+export function envelopeFromMessage(message: IncomingMessage): Envelope | undefined {
+  const p = message.properties;
+  const h = p.headers;
+  const id = str(h[HEADERS.id]) ?? p.messageId;
+  const type = str(h[HEADERS.type]) ?? p.type ?? message.routingKey;
+  if (!id || !type) return undefined;
+  const parsed = parseRoutingKey(type);
+  if (!parsed) return undefined;
+  const time =
+    str(h[HEADERS.time]) ??
+    (p.timestamp !== undefined ? new Date(p.timestamp * 1000).toISOString() : undefined) ??
+    new Date().toISOString();
+  const correlationId = p.correlationId ?? id;
+  return {
+    id,
+    type,
+    exchange: parsed.exchange,
+    event: parsed.event,
+    version: parsed.version,
+    source: str(h[HEADERS.source]) ?? p.appId ?? 'unknown',
+    time,
+    correlationId,
+    causationId: str(h[HEADERS.causationId]),
+    traceparent: str(h[HEADERS.traceparent]),
+  };
+}
+
+/** Number of failed attempts recorded on a message (0 when none). */
+export function attemptsOf(message: IncomingMessage): number {
+  const n = message.properties.headers[HEADERS.attempts];
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0;
+}

@@ -1,0 +1,2 @@
+export * from './envelope.js';
+export { uuidv7 } from './id.js';

@@ -1,0 +1,148 @@
+/**
+ * Every error Tidings throws on purpose is a {@link TidingsError}. Each failure has its own small
+ * class with typed fields, so callers branch with `instanceof` instead of parsing messages.
+ */
+
+/** Base class of all errors raised by Tidings. `code` is stable and safe to match on. */
+export class TidingsError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A name (exchange, event, service) breaks the naming rules. Thrown at definition time. */
+export class InvalidNameError extends TidingsError {
+  constructor(
+    readonly kind: string,
+    readonly value: string,
+    readonly reason: string,
+  ) {
+    super('invalid-name', `Invalid ${kind} name ${JSON.stringify(value)}: ${reason}.`);
+  }
+}
+
+/** One problem found by a schema, with the path to the offending value. */
+export interface ValidationIssue {
+  readonly message: string;
+  /** Path from the payload's root, e.g. `['lines', 0, 'price']`. Empty for the root itself. */
+  readonly path: readonly PropertyKey[];
+}
+
+/**
+ * A payload does not satisfy its event's schema. On publish nothing is sent; on consume the
+ * message is dead-lettered with reason `schema-violation`.
+ */
+export class ValidationError extends TidingsError {
+  constructor(
+    /** Routing key of the event version the payload was checked against. */
+    readonly routingKey: string,
+    readonly issues: readonly ValidationIssue[],
+  ) {
+    super(
+      'validation',
+      `Payload for ${routingKey} is invalid: ${issues
+        .slice(0, 5)
+        .map(formatIssue)
+        .join('; ')}${issues.length > 5 ? `; and ${issues.length - 5} more` : ''}`,
+    );
+  }
+}
+
+function formatIssue(issue: ValidationIssue): string {
+  const path = issue.path.length === 0 ? '(root)' : issue.path.map(String).join('.');
+  return `${path}: ${issue.message}`;
+}
+
+/** A published message matched no queue and the publisher's `unroutable` policy is `error`. */
+export class UnroutableError extends TidingsError {
+  constructor(
+    readonly exchange: string,
+    readonly routingKey: string,
+  ) {
+    super(
+      'unroutable',
+      `No queue is bound to receive ${routingKey} on exchange "${exchange}": the message was not delivered. ` +
+        'Start a consumer first, or set the publisher option `unroutable` to "warn" or "ignore".',
+    );
+  }
+}
+
+/** The broker refused to take responsibility for a message (RabbitMQ basic.nack, or an unknown exchange). */
+export class PublishRejectedError extends TidingsError {
+  constructor(
+    readonly routingKey: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('publish-rejected', `The broker rejected ${routingKey}: ${reason}`, options);
+  }
+}
+
+/** A publish waited longer than allowed (for a connection or for the broker's confirm). */
+export class PublishTimeoutError extends TidingsError {
+  constructor(
+    readonly routingKey: string,
+    readonly waitedMs: number,
+  ) {
+    super(
+      'publish-timeout',
+      `Publishing ${routingKey} timed out after ${waitedMs} ms without a confirm from the broker.`,
+    );
+  }
+}
+
+/** Something was used in a state that does not allow it (publishing after `stop()`, `on` after `start()`). */
+export class StateError extends TidingsError {
+  constructor(message: string) {
+    super('state', message);
+  }
+}
+
+/** A configuration object has one or more problems; all of them are listed. */
+export class ConfigError extends TidingsError {
+  constructor(
+    readonly problems: readonly string[],
+    what = 'configuration',
+  ) {
+    super('config', `Invalid ${what}:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/**
+ * Throw this (or a subclass) from a handler to skip retries: the message goes straight to the
+ * dead-letter queue with reason `non-retryable`.
+ */
+export class NonRetryableError extends TidingsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('non-retryable', message, options);
+  }
+}
+
+/**
+ * A queue or exchange already exists with other arguments than the ones Tidings would declare.
+ * Nothing was changed on the broker; delete the entity or align the options.
+ */
+export class TopologyConflictError extends TidingsError {
+  constructor(
+    readonly entity: string,
+    readonly difference: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'topology-conflict',
+      `${entity} already exists with different arguments: ${difference}. ` +
+        'Delete it (after draining it) or change the options to match.',
+      options,
+    );
+  }
+}
+
+/** The broker cannot be reached or refused the connection. The URL in the message has no password. */
+export class ConnectionError extends TidingsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('connection', message, options);
+  }
+}

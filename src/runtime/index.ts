@@ -1,0 +1,10 @@
+export { consoleLogger, type Logger, silentLogger } from './logger.js';
+export {
+  DEFAULT_RETRY_POLICY,
+  type ResolvedRetryPolicy,
+  type RetryPolicy,
+  resolveRetryPolicy,
+  retryDelay,
+} from './retry.js';
+export * from './service.js';
+export { validate } from './validate.js';

@@ -1,0 +1,710 @@
+import {
+  type AnyEvent,
+  type LatestVersionOf,
+  type Payload,
+  type PayloadInput,
+  type VersionOf,
+} from '../contracts/event.js';
+import { assertFits, assertName } from '../contracts/names.js';
+import {
+  attemptsOf,
+  type Envelope,
+  envelopeFromMessage,
+  envelopeToProperties,
+  HEADERS,
+  type HeaderValue,
+} from '../envelope/envelope.js';
+import { uuidv7 } from '../envelope/id.js';
+import {
+  ConfigError,
+  StateError,
+  UnroutableError,
+  ValidationError,
+} from '../errors.js';
+import type {
+  Consumer,
+  Delivery,
+  QueueSpec,
+  Topology,
+  Transport,
+} from '../transports/transport.js';
+import { consoleLogger, type Logger } from './logger.js';
+import {
+  isRetryable,
+  type ResolvedRetryPolicy,
+  type RetryPolicy,
+  resolveRetryPolicy,
+  retryDelay,
+} from './retry.js';
+import { validate } from './validate.js';
+
+/** What to do when a published message reaches no queue. */
+export type UnroutablePolicy = 'error' | 'warn' | 'ignore';
+
+/** Why a message was dead-lettered; the value of the `tidings-dead-reason` header. */
+export type DeadLetterReason =
+  | 'handler-error'
+  | 'invalid-json'
+  | 'schema-violation'
+  | 'unsupported-version'
+  | 'unknown-event'
+  | 'oversize'
+  | 'missing-envelope';
+
+/** Options of {@link createService}. */
+export interface ServiceOptions {
+  /** The service's name: lowercase `[a-z0-9_-]+`. It prefixes its queues and is the `source` of what it publishes. */
+  readonly name: string;
+  /** The broker connection. The service never closes it: close it after `stop()`. */
+  readonly transport: Transport;
+  /**
+   * What `publish` does when no queue receives the message.
+   * @defaultValue 'error' (reject with `UnroutableError`)
+   */
+  readonly unroutable?: UnroutablePolicy;
+  /** Retry policy for every handler of the service; a handler's own fields override it. */
+  readonly retry?: RetryPolicy;
+  /**
+   * Default for each handler's prefetch (unacknowledged messages it may hold).
+   * @defaultValue 20
+   */
+  readonly prefetch?: number;
+  /**
+   * Default for each handler's concurrency (handlers running at once).
+   * @defaultValue the handler's prefetch
+   */
+  readonly concurrency?: number;
+  /**
+   * How long `stop()` waits for running handlers before aborting them and requeueing their messages.
+   * @defaultValue 10000
+   */
+  readonly shutdownTimeoutMs?: number;
+  /**
+   * Bodies larger than this many bytes are dead-lettered with reason `oversize`, unparsed.
+   * @defaultValue 1048576 (1 MiB)
+   */
+  readonly maxMessageBytes?: number;
+  /** @defaultValue warnings and errors to stderr */
+  readonly logger?: Logger;
+}
+
+/** Options of one handler. */
+export interface HandlerOptions<Ver extends number = number> {
+  /**
+   * The event version the handler is written against. Older versions arrive upcast to it; newer
+   * ones are dead-lettered with reason `unsupported-version`.
+   * @defaultValue the newest version of the event
+   */
+  readonly version?: Ver;
+  /**
+   * Binding pattern on the event's exchange.
+   * @defaultValue `<exchange>.*.<event>` (every version)
+   */
+  readonly pattern?: string;
+  /**
+   * Queue name. Changing it later strands the messages in the old queue.
+   * @defaultValue `<service>.<exchange>.<event>`
+   */
+  readonly queue?: string;
+  /** Overrides of the service's retry policy. */
+  readonly retry?: RetryPolicy;
+  /** @defaultValue the service's `prefetch` */
+  readonly prefetch?: number;
+  /** @defaultValue the service's `concurrency`, else the handler's prefetch */
+  readonly concurrency?: number;
+}
+
+/** Options of one publish. */
+export interface PublishOptions<Ver extends number = number> {
+  /** Publish this (older) version instead of the newest; the payload must match it. */
+  readonly version?: Ver;
+  /** Message id; generated (UUIDv7) when absent. Keep it when re-publishing the same fact. */
+  readonly id?: string;
+  /** Correlation id; defaults to the message's own id (it starts a new conversation). */
+  readonly correlationId?: string;
+  /** Id of the message that caused this one. */
+  readonly causationId?: string;
+  /** W3C trace context to forward. */
+  readonly traceparent?: string;
+}
+
+/** Publishes a typed event; resolves with the envelope once the broker has the message. */
+export type Publish = <E extends AnyEvent, Ver extends VersionOf<E> = LatestVersionOf<E>>(
+  event: E,
+  payload: PayloadInput<E, Ver>,
+  options?: PublishOptions<Ver>,
+) => Promise<Envelope>;
+
+/** What a handler gets besides its payload. */
+export interface HandlerContext {
+  /** The message's metadata, as published. */
+  readonly envelope: Envelope;
+  /** The version that was on the wire (the payload was upcast from it when older). */
+  readonly wireVersion: number;
+  /** 1 on the first delivery, 2 on the first retry, and so on. */
+  readonly attempt: number;
+  /** True when the broker delivered this message before without an ack (e.g. after a crash). */
+  readonly redelivered: boolean;
+  /** Aborted when the service is stopping and the grace period is over: wind down and throw. */
+  readonly signal: AbortSignal;
+  /** The name of the service running the handler. */
+  readonly service: string;
+  /**
+   * Publishes as the service does, with the correlation id of the message being handled and
+   * the causation id pointing at it.
+   */
+  readonly publish: Publish;
+}
+
+/** A handler: return (or resolve) to acknowledge; throw to retry, then dead-letter. */
+export type Handler<P> = (payload: P, context: HandlerContext) => unknown;
+
+/** Lifecycle and per-message events a service emits, for logging and tracing. */
+export interface ServiceEvents {
+  /** A handler finished and the message was acknowledged. */
+  handled: { service: string; queue: string; envelope: Envelope; durationMs: number };
+  /** A handler threw; `willRetry` says whether another attempt is scheduled. */
+  failed: {
+    service: string;
+    queue: string;
+    envelope: Envelope;
+    error: unknown;
+    attempt: number;
+    willRetry: boolean;
+  };
+  /** A message went to the dead-letter queue. */
+  'dead-lettered': {
+    service: string;
+    queue: string;
+    reason: DeadLetterReason;
+    routingKey: string;
+    messageId: string | undefined;
+    error: string;
+  };
+  /** A message was accepted by the broker. */
+  published: { service: string; envelope: Envelope; routed: boolean };
+}
+
+type Listener<T> = (event: T) => void;
+
+interface RegisteredHandler {
+  readonly event: AnyEvent;
+  readonly version: number;
+  readonly pattern: string;
+  readonly queue: string;
+  readonly name: string;
+  readonly retry: ResolvedRetryPolicy;
+  readonly prefetch: number;
+  readonly concurrency: number;
+  readonly fn: Handler<unknown>;
+  running: number;
+  readonly waiting: Delivery[];
+  consumer: Consumer | undefined;
+}
+
+type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * A named service: it registers handlers, declares its queues, consumes, and publishes.
+ *
+ * ```ts
+ * const billing = createService({ name: 'billing', transport });
+ * billing.on(orderSubmit, async (order, ctx) => { ... });
+ * await billing.start();
+ * ```
+ */
+export class Service {
+  readonly name: string;
+  private readonly transport: Transport;
+  private readonly unroutable: UnroutablePolicy;
+  private readonly retry: ResolvedRetryPolicy;
+  private readonly prefetch: number;
+  private readonly concurrency: number | undefined;
+  private readonly shutdownTimeoutMs: number;
+  private readonly maxMessageBytes: number;
+  private readonly logger: Logger;
+  private readonly handlers: RegisteredHandler[] = [];
+  private readonly declaredExchanges = new Set<string>();
+  private readonly declaring = new Map<string, Promise<void>>();
+  private readonly listeners: { [K in keyof ServiceEvents]?: Listener<ServiceEvents[K]>[] } = {};
+  private readonly abort = new AbortController();
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private state: State = 'idle';
+
+  constructor(options: ServiceOptions) {
+    const problems: string[] = [];
+    try {
+      assertName('service', options?.name);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+    if (!options?.transport || typeof options.transport.publish !== 'function') {
+      problems.push('transport is required (for example memoryTransport() or connect(url))');
+    }
+    const unroutable = options?.unroutable ?? 'error';
+    if (!['error', 'warn', 'ignore'].includes(unroutable)) {
+      problems.push(`unroutable must be "error", "warn" or "ignore" (got ${String(unroutable)})`);
+    }
+    checkPositiveInt(problems, 'prefetch', options?.prefetch);
+    checkPositiveInt(problems, 'concurrency', options?.concurrency);
+    checkPositiveInt(problems, 'shutdownTimeoutMs', options?.shutdownTimeoutMs, true);
+    checkPositiveInt(problems, 'maxMessageBytes', options?.maxMessageBytes);
+    let retry: ResolvedRetryPolicy | undefined;
+    try {
+      retry = resolveRetryPolicy(options?.retry);
+    } catch (error) {
+      problems.push(...((error as ConfigError).problems ?? [(error as Error).message]));
+    }
+    if (problems.length > 0) {
+      throw new ConfigError(problems, `options for service ${JSON.stringify(options?.name)}`);
+    }
+    this.name = options.name;
+    this.transport = options.transport;
+    this.unroutable = unroutable;
+    this.retry = retry!;
+    this.prefetch = options.prefetch ?? 20;
+    this.concurrency = options.concurrency;
+    this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+    this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
+    this.logger = options.logger ?? consoleLogger(this.name);
+  }
+
+  /** Listens to a lifecycle or per-message event. Returns a function that removes the listener. */
+  observe<K extends keyof ServiceEvents>(name: K, listener: Listener<ServiceEvents[K]>): () => void {
+    const list = (this.listeners[name] ??= []) as Listener<ServiceEvents[K]>[];
+    list.push(listener);
+    return () => {
+      const i = list.indexOf(listener);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  private emit<K extends keyof ServiceEvents>(name: K, event: ServiceEvents[K]): void {
+    const list = this.listeners[name];
+    if (!list) return;
+    for (const listener of list) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.logger.error(`a "${name}" listener threw`, { error });
+      }
+    }
+  }
+
+  /**
+   * Registers a handler for an event. It gets its own durable queue (`<service>.<exchange>.<event>`)
+   * bound to `<exchange>.*.<event>`, so it receives every version; the payload is validated and
+   * upcast to the handler's version. Call before `start()`.
+   */
+  on<E extends AnyEvent, Ver extends VersionOf<E> = LatestVersionOf<E>>(
+    event: E,
+    handler: Handler<Payload<E, Ver>>,
+    options: HandlerOptions<Ver> = {},
+  ): this {
+    if (this.state !== 'idle') {
+      throw new StateError(`${this.name}: register handlers before start()`);
+    }
+    if (event?.kind !== 'event') {
+      throw new TypeError(`${this.name}.on: the first argument must come from defineEvent()`);
+    }
+    if (typeof handler !== 'function') {
+      throw new TypeError(`${this.name}.on(${event.exchange.name}.${event.name}): handler must be a function`);
+    }
+    const problems: string[] = [];
+    const version = options.version ?? event.latest;
+    if (!Number.isInteger(version) || version < 1 || version > event.latest) {
+      problems.push(`version must be between 1 and ${event.latest} (got ${String(version)})`);
+    }
+    const queue = options.queue ?? `${this.name}.${event.exchange.name}.${event.name}`;
+    try {
+      assertFits('queue', `${queue}.retry.dlq`);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+    if (this.handlers.some((h) => h.queue === queue)) {
+      problems.push(
+        `queue ${queue} is already used by another handler of this service; give this one its own \`queue\` name`,
+      );
+    }
+    const pattern = options.pattern ?? `${event.exchange.name}.*.${event.name}`;
+    checkPositiveInt(problems, 'prefetch', options.prefetch);
+    checkPositiveInt(problems, 'concurrency', options.concurrency);
+    let retry: ResolvedRetryPolicy | undefined;
+    try {
+      retry = resolveRetryPolicy(options.retry, this.retry);
+    } catch (error) {
+      problems.push(...((error as ConfigError).problems ?? []));
+    }
+    if (problems.length > 0) {
+      throw new ConfigError(problems, `handler options for ${queue}`);
+    }
+    const prefetch = options.prefetch ?? this.prefetch;
+    this.handlers.push({
+      event,
+      version,
+      pattern,
+      queue,
+      name: handler.name || queue,
+      retry: retry!,
+      prefetch,
+      concurrency: Math.min(prefetch, options.concurrency ?? this.concurrency ?? prefetch),
+      fn: handler as Handler<unknown>,
+      running: 0,
+      waiting: [],
+      consumer: undefined,
+    });
+    return this;
+  }
+
+  /** The exchanges, queues and bindings this service needs. */
+  topology(): Topology {
+    const exchanges = new Set<string>();
+    const queues: QueueSpec[] = [];
+    for (const h of this.handlers) {
+      exchanges.add(h.event.exchange.name);
+      queues.push({ name: h.queue, bindings: [{ exchange: h.event.exchange.name, pattern: h.pattern }] });
+    }
+    return { exchanges: [...exchanges], queues };
+  }
+
+  /** Declares the topology and starts consuming. Resolves when every handler is consuming. */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw new StateError(`${this.name}: start() was already called`);
+    this.state = 'starting';
+    try {
+      const topology = this.topology();
+      await this.transport.declare(topology);
+      for (const ex of topology.exchanges) this.declaredExchanges.add(ex);
+      for (const h of this.handlers) {
+        h.consumer = await this.transport.consume(h.queue, { prefetch: h.prefetch }, (d) =>
+          this.onDelivery(h, d),
+        );
+      }
+      this.state = 'running';
+    } catch (error) {
+      this.state = 'stopped';
+      await Promise.allSettled(this.handlers.map((h) => h.consumer?.cancel()));
+      throw error;
+    }
+  }
+
+  /**
+   * Stops taking messages, waits for running handlers (up to `shutdownTimeoutMs`), then aborts
+   * the rest, whose messages go back to their queues. Does not close the transport.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    this.state = 'stopping';
+    await Promise.allSettled(this.handlers.map((h) => h.consumer?.cancel()));
+    for (const h of this.handlers) {
+      for (const d of h.waiting.splice(0)) {
+        this.inFlight--;
+        await d.requeue().catch(() => {});
+      }
+    }
+    if (!(await this.waitIdle(this.shutdownTimeoutMs))) {
+      this.logger.warn(
+        `${this.inFlight} handler(s) still running after ${this.shutdownTimeoutMs} ms; aborting them`,
+      );
+      this.abort.abort(new StateError(`${this.name} is shutting down`));
+      await this.waitIdle(1000);
+    }
+    this.state = 'stopped';
+  }
+
+  private waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /**
+   * Publishes an event (validated first; nothing is sent when it is invalid). Resolves with the
+   * envelope once the broker has accepted the message; rejects with `ValidationError`,
+   * `UnroutableError` (per the `unroutable` policy) or a transport error.
+   */
+  publish: Publish = (event, payload, options) => this.send(event, payload, options, undefined);
+
+  private async send(
+    event: AnyEvent,
+    payload: unknown,
+    options: PublishOptions | undefined,
+    parent: Envelope | undefined,
+  ): Promise<Envelope> {
+    if (this.state === 'stopped') throw new StateError(`${this.name} is stopped; it cannot publish`);
+    if (event?.kind !== 'event') {
+      throw new TypeError(`${this.name}.publish: the first argument must come from defineEvent()`);
+    }
+    const version = options?.version ?? event.latest;
+    const spec = event.versions[version - 1];
+    if (!spec) {
+      throw new RangeError(
+        `${event.exchange.name}.${event.name} has versions 1..${event.latest}; there is no version ${version}`,
+      );
+    }
+    let value = validate(spec.schema, payload, spec.routingKey);
+    if (value instanceof Promise) value = await value;
+    const body = Buffer.from(JSON.stringify(value));
+    const id = options?.id ?? uuidv7();
+    const envelope: Envelope = {
+      id,
+      type: spec.routingKey,
+      exchange: event.exchange.name,
+      event: event.name,
+      version,
+      source: this.name,
+      time: new Date().toISOString(),
+      correlationId: options?.correlationId ?? parent?.correlationId ?? id,
+      causationId: options?.causationId ?? parent?.id,
+      traceparent: options?.traceparent ?? parent?.traceparent,
+    };
+    const exchange = event.exchange.name;
+    if (!this.declaredExchanges.has(exchange)) await this.declareExchange(exchange);
+    const outcome = await this.transport.publish({
+      exchange,
+      routingKey: spec.routingKey,
+      body,
+      properties: envelopeToProperties(envelope),
+    });
+    this.emit('published', { service: this.name, envelope, routed: outcome.routed });
+    if (!outcome.routed) {
+      if (this.unroutable === 'error') throw new UnroutableError(exchange, spec.routingKey);
+      if (this.unroutable === 'warn') {
+        this.logger.warn(`no queue received ${spec.routingKey}`, { id, exchange });
+      }
+    }
+    return envelope;
+  }
+
+  // The producer declares the exchanges it publishes to, so publishing before any consumer has
+  // started cannot fail on a missing exchange (a bug of the seed implementation).
+  private declareExchange(exchange: string): Promise<void> {
+    let pending = this.declaring.get(exchange);
+    if (!pending) {
+      pending = this.transport.declare({ exchanges: [exchange], queues: [] }).then(
+        () => {
+          this.declaredExchanges.add(exchange);
+          this.declaring.delete(exchange);
+        },
+        (error: unknown) => {
+          this.declaring.delete(exchange);
+          throw error;
+        },
+      );
+      this.declaring.set(exchange, pending);
+    }
+    return pending;
+  }
+
+  private onDelivery(h: RegisteredHandler, delivery: Delivery): void {
+    this.inFlight++;
+    if (h.running >= h.concurrency) {
+      h.waiting.push(delivery);
+      return;
+    }
+    this.run(h, delivery);
+  }
+
+  private run(h: RegisteredHandler, delivery: Delivery): void {
+    h.running++;
+    this.process(h, delivery)
+      .catch((error: unknown) => {
+        this.logger.error(`failed to settle a message of ${h.queue}`, { error });
+      })
+      .finally(() => {
+        h.running--;
+        this.inFlight--;
+        const next = h.waiting.shift();
+        if (next) this.run(h, next);
+        if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+          for (const resolve of this.idleWaiters.splice(0)) resolve();
+        }
+      });
+  }
+
+  private async process(h: RegisteredHandler, delivery: Delivery): Promise<void> {
+    const message = delivery.message;
+    if (this.abort.signal.aborted) return delivery.requeue();
+    if (message.body.length > this.maxMessageBytes) {
+      return this.deadLetter(h, delivery, 'oversize', {
+        message: `body is ${message.body.length} bytes, over the limit of ${this.maxMessageBytes}`,
+      });
+    }
+    const envelope = envelopeFromMessage(message);
+    if (!envelope) {
+      return this.deadLetter(h, delivery, 'missing-envelope', {
+        message: 'the message has no id (ce-id header or message_id property) or no Tidings type',
+      });
+    }
+    if (envelope.exchange !== h.event.exchange.name || envelope.event !== h.event.name) {
+      return this.deadLetter(h, delivery, 'unknown-event', {
+        message: `${envelope.type} is not an event this handler knows (${h.event.exchange.name}.${h.event.name})`,
+      });
+    }
+    if (envelope.version > h.version) {
+      return this.deadLetter(h, delivery, 'unsupported-version', {
+        message: `version ${envelope.version} is newer than the handler's version ${h.version}; upgrade the consumer, then replay`,
+      });
+    }
+    let payload: unknown;
+    try {
+      payload = JSON.parse(message.body.toString('utf8'));
+    } catch (error) {
+      return this.deadLetter(h, delivery, 'invalid-json', {
+        message: `body is not JSON: ${(error as Error).message}`,
+      });
+    }
+    try {
+      payload = await this.decode(h, envelope.version, payload);
+    } catch (error) {
+      if (error instanceof ValidationError) {
+        return this.deadLetter(h, delivery, 'schema-violation', {
+          name: error.name,
+          message: error.message,
+          issues: JSON.stringify(error.issues.map((i) => ({ path: i.path.map(String), message: i.message }))),
+        });
+      }
+      return this.deadLetter(h, delivery, 'schema-violation', describeError(error, 'upcast failed'));
+    }
+
+    const failedBefore = attemptsOf(message);
+    const attempt = failedBefore + 1;
+    const started = performance.now();
+    const context: HandlerContext = {
+      envelope,
+      wireVersion: envelope.version,
+      attempt,
+      redelivered: message.redelivered,
+      signal: this.abort.signal,
+      service: this.name,
+      publish: (event, p, options) => this.send(event, p, options, envelope),
+    };
+    try {
+      await h.fn(payload, context);
+    } catch (error) {
+      if (this.abort.signal.aborted) return delivery.requeue();
+      const willRetry = attempt < h.retry.maxAttempts && isRetryable(h.retry, error);
+      this.emit('failed', { service: this.name, queue: h.queue, envelope, error, attempt, willRetry });
+      const now = new Date().toISOString();
+      const firstFailure = message.properties.headers[HEADERS.firstFailure] ?? now;
+      if (willRetry) {
+        return delivery.retry(retryDelay(h.retry, attempt), {
+          [HEADERS.attempts]: attempt,
+          [HEADERS.firstFailure]: firstFailure,
+          [HEADERS.lastFailure]: now,
+          [HEADERS.errorName]: errorName(error),
+          [HEADERS.errorMessage]: bounded(errorMessage(error), 1000),
+        });
+      }
+      return this.deadLetter(h, delivery, 'handler-error', describeError(error), attempt, firstFailure);
+    }
+    await delivery.ack();
+    if (this.listeners.handled) {
+      this.emit('handled', {
+        service: this.name,
+        queue: h.queue,
+        envelope,
+        durationMs: performance.now() - started,
+      });
+    }
+  }
+
+  /** Validates a wire payload of `wireVersion` and upcasts it step by step to the handler's version. */
+  private async decode(h: RegisteredHandler, wireVersion: number, raw: unknown): Promise<unknown> {
+    const versions = h.event.versions;
+    let value = validate(versions[wireVersion - 1]!.schema, raw, versions[wireVersion - 1]!.routingKey);
+    if (value instanceof Promise) value = await value;
+    for (let v = wireVersion + 1; v <= h.version; v++) {
+      const spec = versions[v - 1]!;
+      value = validate(spec.schema, spec.upcast!(value), spec.routingKey);
+      if (value instanceof Promise) value = await value;
+    }
+    return value;
+  }
+
+  private async deadLetter(
+    h: RegisteredHandler,
+    delivery: Delivery,
+    reason: DeadLetterReason,
+    error: { name?: string; message: string; stack?: string; issues?: string },
+    attempts = attemptsOf(delivery.message) + 1,
+    firstFailure?: HeaderValue,
+  ): Promise<void> {
+    const now = new Date().toISOString();
+    const m = delivery.message;
+    const headers: Record<string, HeaderValue> = {
+      [HEADERS.deadReason]: reason,
+      [HEADERS.errorName]: error.name ?? reason,
+      [HEADERS.errorMessage]: bounded(error.message, 1000),
+      [HEADERS.attempts]: attempts,
+      [HEADERS.firstFailure]: firstFailure ?? now,
+      [HEADERS.lastFailure]: now,
+      [HEADERS.service]: this.name,
+      [HEADERS.handler]: h.name,
+      [HEADERS.queue]: h.queue,
+      [HEADERS.originalExchange]: m.exchange,
+      [HEADERS.originalRoutingKey]: m.routingKey,
+    };
+    if (error.stack) headers[HEADERS.errorStack] = bounded(error.stack, 2000);
+    if (error.issues) headers[HEADERS.issues] = bounded(error.issues, 4000);
+    await delivery.deadLetter(headers);
+    const id = m.properties.headers[HEADERS.id];
+    this.emit('dead-lettered', {
+      service: this.name,
+      queue: h.queue,
+      reason,
+      routingKey: m.routingKey,
+      messageId: typeof id === 'string' ? id : m.properties.messageId,
+      error: error.message,
+    });
+    this.logger.warn(`dead-lettered a message of ${h.queue}: ${reason}`, {
+      routingKey: m.routingKey,
+      error: error.message,
+    });
+  }
+}
+
+/** Creates a {@link Service}. Throws a `ConfigError` listing every problem in the options. */
+export function createService(options: ServiceOptions): Service {
+  return new Service(options);
+}
+
+function checkPositiveInt(problems: string[], name: string, value: unknown, zeroOk = false): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < (zeroOk ? 0 : 1)) {
+    problems.push(`${name} must be an integer >= ${zeroOk ? 0 : 1} (got ${String(value)})`);
+  }
+}
+
+function errorName(error: unknown): string {
+  if (error instanceof Error) return error.name;
+  return typeof error;
+}
+
+function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  try {
+    return JSON.stringify(error) ?? String(error);
+  } catch {
+    return String(error);
+  }
+}
+
+function describeError(error: unknown, prefix?: string): { name: string; message: string; stack?: string } {
+  const message = prefix ? `${prefix}: ${errorMessage(error)}` : errorMessage(error);
+  const out: { name: string; message: string; stack?: string } = { name: errorName(error), message };
+  if (error instanceof Error && error.stack) {
+    out.stack = error.stack.split('\n').slice(0, 12).join('\n');
+  }
+  return out;
+}
+
+function bounded(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}

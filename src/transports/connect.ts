@@ -1,0 +1,40 @@
+import { ConfigError } from '../errors.js';
+import { sharedMemoryBroker } from './memory/index.js';
+import type { Transport } from './transport.js';
+
+/**
+ * Opens a transport from a URL, so a service moves from the embedded broker to RabbitMQ by
+ * configuration alone (`BROKER_URL`):
+ *
+ * - `memory://` or `memory://<name>`: the in-process broker of that name (default `default`),
+ *   shared by every service of the process that uses the same URL.
+ */
+export async function connect(url: string): Promise<Transport> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError([`not a URL: ${redactUrl(url)}`], 'broker URL');
+  }
+  switch (parsed.protocol) {
+    case 'memory:':
+      return sharedMemoryBroker(parsed.hostname || 'default').transport();
+    default:
+      throw new ConfigError(
+        [`unsupported scheme "${parsed.protocol}" in ${redactUrl(url)} (expected memory:)`],
+        'broker URL',
+      );
+  }
+}
+
+/** Replaces the password of a URL with `***`, so it can appear in messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    // Not parseable: hide anything between "://user:" and "@".
+    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+  }
+}

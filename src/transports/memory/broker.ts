@@ -1,0 +1,409 @@
+import { compilePattern, type TopicMatcher } from '../../contracts/pattern.js';
+import type { HeaderValue, IncomingMessage, OutgoingMessage } from '../../envelope/envelope.js';
+import { PublishRejectedError, StateError } from '../../errors.js';
+import {
+  type ConsumeOptions,
+  type Consumer,
+  type Delivery,
+  deadLetterQueueName,
+  type PublishOutcome,
+  type Topology,
+  type Transport,
+} from '../transport.js';
+
+interface Binding {
+  readonly queue: MemoryQueue;
+  readonly pattern: string;
+  readonly matches: TopicMatcher;
+}
+
+interface MemoryExchange {
+  readonly name: string;
+  readonly bindings: Binding[];
+  /** Routing key -> queues, rebuilt lazily after a binding changes. */
+  routes: Map<string, MemoryQueue[]>;
+}
+
+interface Stored {
+  readonly message: OutgoingMessage;
+  redelivered: boolean;
+}
+
+/** A FIFO with O(1) shift, using a moving head instead of `Array.shift()`. */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(item: T): void {
+    this.items.push(item);
+  }
+  unshift(item: T): void {
+    if (this.head > 0) this.items[--this.head] = item;
+    else this.items.unshift(item);
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  drain(): T[] {
+    const out = this.items.slice(this.head) as T[];
+    this.items = [];
+    this.head = 0;
+    return out;
+  }
+}
+
+class MemoryConsumer {
+  unacked = new Set<MemoryDelivery>();
+  cancelled = false;
+  constructor(
+    readonly queue: MemoryQueue,
+    readonly prefetch: number,
+    readonly onDelivery: (delivery: Delivery) => void,
+  ) {}
+}
+
+class MemoryQueue {
+  readonly messages = new Fifo<Stored>();
+  readonly consumers: MemoryConsumer[] = [];
+  private next = 0;
+  private scheduled = false;
+  deleted = false;
+
+  constructor(
+    readonly name: string,
+    readonly broker: MemoryBroker,
+  ) {}
+
+  enqueue(stored: Stored, front = false): void {
+    if (this.deleted) return;
+    if (front) this.messages.unshift(stored);
+    else this.messages.push(stored);
+    this.schedule();
+  }
+
+  schedule(): void {
+    if (this.scheduled || this.consumers.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.dispatch();
+    });
+  }
+
+  /** Hands messages to consumers round-robin while any has room under its prefetch. */
+  private dispatch(): void {
+    const consumers = this.consumers;
+    while (this.messages.length > 0 && consumers.length > 0) {
+      let chosen: MemoryConsumer | undefined;
+      for (let i = 0; i < consumers.length; i++) {
+        const c = consumers[(this.next + i) % consumers.length]!;
+        if (c.unacked.size < c.prefetch) {
+          chosen = c;
+          this.next = (this.next + i + 1) % consumers.length;
+          break;
+        }
+      }
+      if (!chosen) return;
+      const stored = this.messages.shift()!;
+      const delivery = new MemoryDelivery(this, chosen, stored);
+      chosen.unacked.add(delivery);
+      try {
+        chosen.onDelivery(delivery);
+      } catch (error) {
+        // A consumer callback must not throw; if it does, the broker stays healthy and the
+        // message goes back to the queue, as RabbitMQ would do when the channel dies.
+        this.broker.reportError(error);
+        delivery.requeue().catch(() => {});
+      }
+    }
+  }
+
+  removeConsumer(consumer: MemoryConsumer): void {
+    const i = this.consumers.indexOf(consumer);
+    if (i >= 0) this.consumers.splice(i, 1);
+  }
+}
+
+class MemoryDelivery implements Delivery {
+  readonly message: IncomingMessage;
+  private settled = false;
+
+  constructor(
+    private readonly q: MemoryQueue,
+    private readonly consumer: MemoryConsumer,
+    private readonly stored: Stored,
+  ) {
+    const m = stored.message;
+    this.message = {
+      exchange: m.exchange,
+      routingKey: m.routingKey,
+      body: m.body,
+      properties: m.properties,
+      redelivered: stored.redelivered,
+    };
+  }
+
+  get queue(): string {
+    return this.q.name;
+  }
+
+  private settle(): void {
+    if (this.settled) throw new StateError(`A delivery from ${this.q.name} was settled twice`);
+    this.settled = true;
+    this.consumer.unacked.delete(this);
+    this.q.schedule();
+  }
+
+  /** Returns the message to the head of its queue; used when a consumer goes away. */
+  returnToQueue(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.consumer.unacked.delete(this);
+    this.stored.redelivered = true;
+    this.q.enqueue(this.stored, true);
+  }
+
+  async ack(): Promise<void> {
+    this.settle();
+  }
+
+  async requeue(): Promise<void> {
+    this.settle();
+    this.stored.redelivered = true;
+    this.q.enqueue(this.stored, true);
+  }
+
+  async retry(delayMs: number, headers: Record<string, HeaderValue>): Promise<void> {
+    this.settle();
+    const copy = withHeaders(this.stored.message, headers);
+    const q = this.q;
+    this.q.broker.later(delayMs, () => q.enqueue({ message: copy, redelivered: false }));
+  }
+
+  async deadLetter(headers: Record<string, HeaderValue>): Promise<void> {
+    this.settle();
+    const dlq = this.q.broker.queue(deadLetterQueueName(this.q.name));
+    if (!dlq) throw new StateError(`Dead-letter queue of ${this.q.name} does not exist`);
+    dlq.enqueue({ message: withHeaders(this.stored.message, headers), redelivered: false });
+  }
+}
+
+function withHeaders(message: OutgoingMessage, headers: Record<string, HeaderValue>): OutgoingMessage {
+  return {
+    ...message,
+    properties: { ...message.properties, headers: { ...message.properties.headers, ...headers } },
+  };
+}
+
+/**
+ * The embedded broker: topic exchanges with exact RabbitMQ routing, FIFO queues with
+ * round-robin consumers and per-consumer prefetch, acks, requeue with the redelivered flag,
+ * delayed retries that never block a queue, and dead-letter queues. Everything lives in this
+ * process's memory; nothing survives the process.
+ *
+ * One broker is one "server". Any number of services in the process can share it, through one
+ * transport or several (`broker.transport()`).
+ */
+export class MemoryBroker {
+  private readonly exchanges = new Map<string, MemoryExchange>();
+  private readonly queues = new Map<string, MemoryQueue>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private errorListener: ((error: unknown) => void) | undefined;
+
+  /** Called with errors thrown by consumer callbacks (they never reach the publisher). */
+  onError(listener: (error: unknown) => void): void {
+    this.errorListener = listener;
+  }
+
+  reportError(error: unknown): void {
+    if (this.errorListener) this.errorListener(error);
+    else console.error('[tidings memory broker] a consumer callback threw:', error);
+  }
+
+  /** Runs `fn` after `ms`, unless the broker is reset first. */
+  later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  queue(name: string): MemoryQueue | undefined {
+    return this.queues.get(name);
+  }
+
+  /** Number of messages ready in a queue (not counting ones delivered and not yet settled). */
+  depth(queue: string): number {
+    return this.queues.get(queue)?.messages.length ?? 0;
+  }
+
+  /** Names of the queues that exist, sorted. */
+  queueNames(): string[] {
+    return [...this.queues.keys()].sort();
+  }
+
+  declareExchange(name: string): void {
+    if (!this.exchanges.has(name)) {
+      this.exchanges.set(name, { name, bindings: [], routes: new Map() });
+    }
+  }
+
+  declareQueue(name: string): MemoryQueue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new MemoryQueue(name, this);
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  bind(queue: string, exchange: string, pattern: string): void {
+    const ex = this.exchanges.get(exchange);
+    if (!ex) throw new StateError(`Cannot bind ${queue}: exchange "${exchange}" does not exist`);
+    const q = this.queues.get(queue);
+    if (!q) throw new StateError(`Cannot bind: queue "${queue}" does not exist`);
+    if (ex.bindings.some((b) => b.queue === q && b.pattern === pattern)) return;
+    ex.bindings.push({ queue: q, pattern, matches: compilePattern(pattern) });
+    ex.routes.clear();
+  }
+
+  deleteQueue(name: string): void {
+    const q = this.queues.get(name);
+    if (!q) return;
+    q.deleted = true;
+    q.messages.drain();
+    this.queues.delete(name);
+    for (const ex of this.exchanges.values()) {
+      const before = ex.bindings.length;
+      for (let i = ex.bindings.length - 1; i >= 0; i--) {
+        if (ex.bindings[i]!.queue === q) ex.bindings.splice(i, 1);
+      }
+      if (ex.bindings.length !== before) ex.routes.clear();
+    }
+  }
+
+  deleteExchange(name: string): void {
+    this.exchanges.delete(name);
+  }
+
+  /**
+   * Routes a message to every queue whose binding matches its routing key (each queue at most
+   * once, as RabbitMQ does). Throws when the exchange does not exist.
+   */
+  route(message: OutgoingMessage): PublishOutcome {
+    const ex = this.exchanges.get(message.exchange);
+    if (!ex) {
+      throw new PublishRejectedError(
+        message.routingKey,
+        `exchange "${message.exchange}" does not exist (declare it first)`,
+      );
+    }
+    let targets = ex.routes.get(message.routingKey);
+    if (!targets) {
+      const set = new Set<MemoryQueue>();
+      for (const b of ex.bindings) if (b.matches(message.routingKey)) set.add(b.queue);
+      targets = [...set];
+      if (ex.routes.size > 10_000) ex.routes.clear();
+      ex.routes.set(message.routingKey, targets);
+    }
+    for (const q of targets) q.enqueue({ message, redelivered: false });
+    return { routed: targets.length > 0 };
+  }
+
+  /** A new transport (a "connection") to this broker. */
+  transport(): MemoryTransport {
+    return new MemoryTransport(this);
+  }
+
+  /** Cancels pending retries and forgets every exchange and queue. */
+  reset(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const name of [...this.queues.keys()]) this.deleteQueue(name);
+    this.exchanges.clear();
+  }
+}
+
+/** A connection to a {@link MemoryBroker}; implements {@link Transport}. */
+export class MemoryTransport implements Transport {
+  readonly kind = 'memory';
+  private readonly consumers = new Set<MemoryConsumer>();
+  private closed = false;
+
+  constructor(readonly broker: MemoryBroker = new MemoryBroker()) {}
+
+  private assertOpen(): void {
+    if (this.closed) throw new StateError('The memory transport is closed');
+  }
+
+  async declare(topology: Topology): Promise<void> {
+    this.assertOpen();
+    for (const name of topology.exchanges) this.broker.declareExchange(name);
+    for (const q of topology.queues) {
+      this.broker.declareQueue(q.name);
+      this.broker.declareQueue(deadLetterQueueName(q.name));
+      for (const b of q.bindings) {
+        this.broker.declareExchange(b.exchange);
+        this.broker.bind(q.name, b.exchange, b.pattern);
+      }
+    }
+  }
+
+  publish(message: OutgoingMessage): Promise<PublishOutcome> {
+    if (this.closed) return Promise.reject(new StateError('The memory transport is closed'));
+    try {
+      return Promise.resolve(this.broker.route(message));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async consume(
+    queue: string,
+    options: ConsumeOptions,
+    onDelivery: (delivery: Delivery) => void,
+  ): Promise<Consumer> {
+    this.assertOpen();
+    const q = this.broker.queue(queue);
+    if (!q) throw new StateError(`Cannot consume: queue "${queue}" does not exist`);
+    const consumer = new MemoryConsumer(q, Math.max(1, options.prefetch), onDelivery);
+    q.consumers.push(consumer);
+    this.consumers.add(consumer);
+    q.schedule();
+    return {
+      cancel: async () => {
+        consumer.cancelled = true;
+        q.removeConsumer(consumer);
+      },
+    };
+  }
+
+  async deleteTopology(topology: Topology, options?: { exchanges?: boolean }): Promise<void> {
+    for (const q of topology.queues) {
+      this.broker.deleteQueue(q.name);
+      this.broker.deleteQueue(deadLetterQueueName(q.name));
+    }
+    if (options?.exchanges) for (const ex of topology.exchanges) this.broker.deleteExchange(ex);
+  }
+
+  /** Returns every unsettled delivery of this connection to its queue, as a broken connection would. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.consumers) {
+      c.queue.removeConsumer(c);
+      for (const d of [...c.unacked]) d.returnToQueue();
+    }
+    this.consumers.clear();
+  }
+}
