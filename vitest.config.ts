@@ -1,0 +1,24 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // Tests run against the sources; the examples import `tidings` exactly as users do.
+    alias: [
+      { find: /^tidings\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^tidings\/memory$/, replacement: src('transports/memory/index.ts') },
+      { find: /^tidings\/amqp$/, replacement: src('transports/amqp/index.ts') },
+      { find: /^tidings$/, replacement: src('index.ts') },
+    ],
+  },
+  test: {
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
+    typecheck: { enabled: true, include: ['test/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+    // Broker tests share one RabbitMQ; files run in parallel, tests within a file in order.
+    fileParallelism: true,
+  },
+});
