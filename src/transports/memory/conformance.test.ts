@@ -1,0 +1,9 @@
+import { describeTransportConformance } from '../../testing/conformance.js';
+import { MemoryBroker } from './broker.js';
+
+const broker = new MemoryBroker();
+
+describeTransportConformance('memory', {
+  create: () => broker.transport(),
+  features: { durable: false, multiProcess: false },
+});
