@@ -1,0 +1,113 @@
+import { describe, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
+import * as v from 'valibot';
+import {
+  createService,
+  defineEvent,
+  defineExchange,
+  type Envelope,
+  type HandlerContext,
+  memoryTransport,
+  type Payload,
+  type PayloadInput,
+  type VersionOf,
+} from 'tidings';
+
+const order = defineExchange('order');
+const Line = z.object({ id: z.number(), quantity: z.number().int(), price: z.number() });
+const submit = defineEvent(order, 'submit', z.object({ id: z.number(), lines: z.array(Line) })).version(
+  z.object({ id: z.number(), lines: z.array(Line), currency: z.enum(['EUR', 'USD']) }),
+  (v1) => ({ ...v1, currency: 'EUR' as const }),
+);
+const service = createService({ name: 'billing', transport: memoryTransport() });
+
+describe('types flow from the schema', () => {
+  it('gives the handler the newest version by default', () => {
+    service.on(submit, (payload, ctx) => {
+      expectTypeOf(payload).toEqualTypeOf<{
+        id: number;
+        lines: { id: number; quantity: number; price: number }[];
+        currency: 'EUR' | 'USD';
+      }>();
+      expectTypeOf(ctx).toEqualTypeOf<HandlerContext>();
+      expectTypeOf(ctx.envelope).toEqualTypeOf<Envelope>();
+    });
+  });
+
+  it('gives the handler the version it asks for', () => {
+    service.on(
+      submit,
+      (payload) => {
+        expectTypeOf(payload).toEqualTypeOf<{
+          id: number;
+          lines: { id: number; quantity: number; price: number }[];
+        }>();
+        // @ts-expect-error version 1 has no currency
+        payload.currency;
+      },
+      { version: 1 },
+    );
+  });
+
+  it('types the upcaster from the previous version', () => {
+    defineEvent(order, 'refund', z.object({ amount: z.number() })).version(
+      z.object({ cents: z.number().int() }),
+      (previous) => {
+        expectTypeOf(previous).toEqualTypeOf<{ amount: number }>();
+        return { cents: Math.round(previous.amount * 100) };
+      },
+    );
+    defineEvent(order, 'refund', z.object({ amount: z.number() })).version(
+      z.object({ cents: z.number().int() }),
+      // @ts-expect-error the upcaster must return the new version's input
+      (previous) => ({ amount: previous.amount }),
+    );
+  });
+
+  it('rejects a wrong payload at compile time', async () => {
+    const ok = () => service.publish(submit, { id: 1, lines: [], currency: 'USD' });
+    expectTypeOf(ok).returns.resolves.toEqualTypeOf<Envelope>();
+    // @ts-expect-error currency is required in version 2
+    service.publish(submit, { id: 1, lines: [] });
+    // @ts-expect-error id must be a number
+    service.publish(submit, { id: '1', lines: [], currency: 'EUR' });
+    // @ts-expect-error GBP is not a currency of the schema
+    service.publish(submit, { id: 1, lines: [], currency: 'GBP' });
+    // @ts-expect-error price is missing in a line
+    service.publish(submit, { id: 1, lines: [{ id: 1, quantity: 1 }], currency: 'EUR' });
+    // An older version can be published with its own payload shape.
+    service.publish(submit, { id: 1, lines: [] }, { version: 1 });
+    // @ts-expect-error there is no version 3
+    service.publish(submit, { id: 1, lines: [] }, { version: 3 });
+  });
+
+  it('exposes version numbers and payloads as types', () => {
+    expectTypeOf<VersionOf<typeof submit>>().toEqualTypeOf<1 | 2>();
+    expectTypeOf<Payload<typeof submit, 1>>().toEqualTypeOf<{
+      id: number;
+      lines: { id: number; quantity: number; price: number }[];
+    }>();
+    expectTypeOf<PayloadInput<typeof submit>['currency']>().toEqualTypeOf<'EUR' | 'USD'>();
+  });
+
+  it('works with any Standard Schema library (valibot here)', () => {
+    const dispatched = defineEvent(
+      defineExchange('logistic'),
+      'dispatched',
+      v.object({ orderId: v.number(), carrier: v.string() }),
+    );
+    service.on(dispatched, (p) => {
+      expectTypeOf(p).toEqualTypeOf<{ orderId: number; carrier: string }>();
+    });
+    // @ts-expect-error carrier must be a string
+    service.publish(dispatched, { orderId: 1, carrier: 2 });
+  });
+
+  it('types the context publish the same way', () => {
+    service.on(submit, async (_p, ctx) => {
+      await ctx.publish(submit, { id: 1, lines: [], currency: 'EUR' });
+      // @ts-expect-error wrong payload through the context too
+      await ctx.publish(submit, { id: 1 });
+    });
+  });
+});
