@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Starts the local services the tests need when they are not running, and waits until each one
+# accepts connections. Fails loudly if one never does. Safe to run when they are already up.
+set -euo pipefail
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() {
+  local name=$1 port=$2 seconds=$3
+  for _ in $(seq 1 "$seconds"); do
+    if listening "$port"; then echo "ensure-services: $name is up on $port"; return 0; fi
+    sleep 1
+  done
+  echo "ensure-services: $name did not start listening on $port within ${seconds}s" >&2
+  return 1
+}
+
+ensure_rabbitmq() {
+  if ! listening 5672; then
+    echo "ensure-services: starting RabbitMQ"
+    rabbitmq-server -detached || true
+  fi
+  wait_for RabbitMQ 5672 90
+  # The port opens before the broker finishes booting its applications.
+  if command -v rabbitmqctl >/dev/null; then
+    timeout 90 rabbitmqctl await_startup >/dev/null 2>&1 || true
+  fi
+}
+
+for service in "$@"; do
+  case "$service" in
+    rabbitmq) ensure_rabbitmq ;;
+    *) echo "ensure-services: unknown service $service" >&2; exit 2 ;;
+  esac
+done

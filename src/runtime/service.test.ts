@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineEvent, defineExchange } from '../contracts/event.js';
+import { ConfigError, InvalidNameError, StateError, ValidationError } from '../errors.js';
+import { MemoryBroker } from '../transports/memory/broker.js';
+import { silentLogger } from './logger.js';
+import { DEFAULT_RETRY_POLICY, resolveRetryPolicy, retryDelay } from './retry.js';
+import { createService } from './service.js';
+
+const submit = defineEvent(defineExchange('order'), 'submit', z.object({ id: z.number().int() }));
+
+describe('createService', () => {
+  it('reports every configuration problem at once', () => {
+    const broker = new MemoryBroker();
+    let error: unknown;
+    try {
+      createService({
+        name: 'Billing',
+        transport: broker.transport(),
+        prefetch: 0,
+        unroutable: 'maybe' as never,
+        retry: { maxAttempts: 0, jitter: 2 },
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(5);
+    expect(problems.join('\n')).toMatch(/service name "Billing": must be lowercase/);
+    expect(problems.join('\n')).toMatch(/unroutable/);
+    expect(problems.join('\n')).toMatch(/prefetch must be an integer >= 1/);
+    expect(problems.join('\n')).toMatch(/maxAttempts/);
+    expect(problems.join('\n')).toMatch(/jitter/);
+  });
+
+  it('names each handler queue <service>.<exchange>.<event> bound to every version', () => {
+    const s = createService({ name: 'billing', transport: new MemoryBroker().transport() });
+    s.on(submit, () => {});
+    expect(s.topology()).toEqual({
+      exchanges: ['order'],
+      queues: [{ name: 'billing.order.submit', bindings: [{ exchange: 'order', pattern: 'order.*.submit' }] }],
+    });
+    expect(() => s.on(submit, () => {})).toThrow(/already used by another handler/);
+    s.on(submit, () => {}, { queue: 'billing.order.submit-audit', pattern: 'order.v1.submit' });
+    expect(s.topology().queues[1]).toEqual({
+      name: 'billing.order.submit-audit',
+      bindings: [{ exchange: 'order', pattern: 'order.v1.submit' }],
+    });
+  });
+
+  it('refuses handlers after start and publishing after stop', async () => {
+    const broker = new MemoryBroker();
+    const s = createService({ name: 'billing', transport: broker.transport(), logger: silentLogger });
+    s.on(submit, () => {});
+    await s.start();
+    expect(() => s.on(submit, () => {}, { queue: 'other' })).toThrow(StateError);
+    await s.stop();
+    await expect(s.publish(submit, { id: 1 })).rejects.toBeInstanceOf(StateError);
+  });
+
+  it('validates before publishing and sends nothing when invalid', async () => {
+    const broker = new MemoryBroker();
+    const consumer = createService({ name: 'billing', transport: broker.transport() });
+    consumer.on(submit, () => {});
+    await consumer.start();
+    await consumer.stop();
+    const producer = createService({ name: 'order', transport: broker.transport() });
+    const error = await producer.publish(submit, { id: 1.5 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).issues[0]?.path).toEqual(['id']);
+    expect(broker.depth('billing.order.submit')).toBe(0);
+    await producer.publish(submit, { id: 1 });
+    expect(broker.depth('billing.order.submit')).toBe(1);
+  });
+
+  it('declares the exchange it publishes to, so publishing first cannot fail on a missing exchange', async () => {
+    const broker = new MemoryBroker();
+    const producer = createService({ name: 'order', transport: broker.transport(), unroutable: 'ignore' });
+    await expect(producer.publish(submit, { id: 1 })).resolves.toMatchObject({ source: 'order' });
+  });
+
+  it('rejects an invalid service name with the name and the reason', () => {
+    expect(() => createService({ name: 'bill ing', transport: new MemoryBroker().transport() })).toThrow(
+      /service name "bill ing": must not contain whitespace/,
+    );
+    expect(new InvalidNameError('service', 'x', 'y').code).toBe('invalid-name');
+  });
+});
+
+describe('retry policy', () => {
+  it('grows exponentially, is capped, and spreads by the jitter', () => {
+    const p = resolveRetryPolicy({ baseDelayMs: 100, factor: 2, maxDelayMs: 1000, jitter: 0 });
+    expect([1, 2, 3, 4, 5, 6].map((n) => retryDelay(p, n))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    const j = resolveRetryPolicy({ baseDelayMs: 1000, jitter: 0.25 });
+    expect(retryDelay(j, 1, () => 0)).toBe(750);
+    expect(retryDelay(j, 1, () => 1)).toBe(1250);
+  });
+
+  it('documents its defaults', () => {
+    expect(DEFAULT_RETRY_POLICY).toMatchObject({
+      maxAttempts: 5,
+      baseDelayMs: 500,
+      factor: 3,
+      maxDelayMs: 60_000,
+      jitter: 0.25,
+    });
+  });
+});
