@@ -86,6 +86,24 @@ export interface ServiceOptions {
   readonly maxMessageBytes?: number;
   /** @defaultValue warnings and errors to stderr */
   readonly logger?: Logger;
+  /**
+   * Events this service publishes. Optional: publishing works without it. Listed events have
+   * their exchanges declared by `start()`, and appear in `describe()` (AsyncAPI, topology).
+   */
+  readonly publishes?: readonly AnyEvent[];
+}
+
+/** What a service publishes and consumes, for documentation and tooling. */
+export interface ServiceDescription {
+  readonly name: string;
+  readonly publishes: readonly AnyEvent[];
+  readonly handlers: readonly {
+    readonly event: AnyEvent;
+    readonly version: number;
+    readonly pattern: string;
+    readonly queue: string;
+    readonly name: string;
+  }[];
 }
 
 /** Options of one handler. */
@@ -224,6 +242,7 @@ export class Service {
   private readonly maxMessageBytes: number;
   private readonly logger: Logger;
   private readonly handlers: RegisteredHandler[] = [];
+  private readonly publishes: readonly AnyEvent[];
   private readonly declaredExchanges = new Set<string>();
   private readonly declaring = new Map<string, Promise<void>>();
   private readonly listeners: { [K in keyof ServiceEvents]?: Listener<ServiceEvents[K]>[] } = {};
@@ -256,6 +275,9 @@ export class Service {
     } catch (error) {
       problems.push(...((error as ConfigError).problems ?? [(error as Error).message]));
     }
+    for (const e of options?.publishes ?? []) {
+      if (e?.kind !== 'event') problems.push('publishes must list events made by defineEvent()');
+    }
     if (problems.length > 0) {
       throw new ConfigError(problems, `options for service ${JSON.stringify(options?.name)}`);
     }
@@ -268,6 +290,22 @@ export class Service {
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
     this.logger = options.logger ?? consoleLogger(this.name);
+    this.publishes = [...(options.publishes ?? [])];
+  }
+
+  /** The events this service publishes and the handlers it runs. */
+  describe(): ServiceDescription {
+    return {
+      name: this.name,
+      publishes: this.publishes,
+      handlers: this.handlers.map((h) => ({
+        event: h.event,
+        version: h.version,
+        pattern: h.pattern,
+        queue: h.queue,
+        name: h.name,
+      })),
+    };
   }
 
   /** Listens to a lifecycle or per-message event. Returns a function that removes the listener. */
@@ -361,6 +399,7 @@ export class Service {
   topology(): Topology {
     const exchanges = new Set<string>();
     const queues: QueueSpec[] = [];
+    for (const e of this.publishes) exchanges.add(e.exchange.name);
     for (const h of this.handlers) {
       exchanges.add(h.event.exchange.name);
       queues.push({ name: h.queue, bindings: [{ exchange: h.event.exchange.name, pattern: h.pattern }] });
