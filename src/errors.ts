@@ -146,3 +146,39 @@ export class ConnectionError extends TidingsError {
     super('connection', message, options);
   }
 }
+
+/**
+ * A publish was refused before reaching the broker because too many publishes were already
+ * waiting to be written (for a connection to come back, or for the socket to drain). Nothing was
+ * sent; retry later, or raise the transport's buffer limit.
+ */
+export class PublishBufferFullError extends TidingsError {
+  constructor(
+    readonly routingKey: string,
+    /** How many publishes may wait at once. */
+    readonly limit: number,
+  ) {
+    super(
+      'publish-buffer-full',
+      `Cannot publish ${routingKey}: ${limit} publishes are already waiting for the broker. ` +
+        'Wait for the connection to recover, or raise `maxBufferedPublishes`.',
+    );
+  }
+}
+
+/**
+ * The broker refused an operation other than a publish (declaring, binding, deleting, consuming)
+ * for a reason that is not an argument conflict, such as missing permissions.
+ */
+export class BrokerOperationError extends TidingsError {
+  constructor(
+    /** What was attempted, e.g. `declare queue "billing.order.submit"`. */
+    readonly operation: string,
+    /** The AMQP reply code (403 access refused, 404 not found, 405 locked, ...), when known. */
+    readonly replyCode: number | undefined,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('broker-operation', `The broker refused to ${operation}: ${reason}`, options);
+  }
+}

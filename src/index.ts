@@ -3,7 +3,12 @@ export * from './envelope/index.js';
 export * from './errors.js';
 export * from './runtime/index.js';
 export { connect, redactUrl } from './transports/connect.js';
-export { MemoryBroker, MemoryTransport, memoryTransport, sharedMemoryBroker } from './transports/memory/index.js';
+export {
+  MemoryBroker,
+  MemoryTransport,
+  memoryTransport,
+  sharedMemoryBroker,
+} from './transports/memory/index.js';
 export type {
   ConsumeOptions,
   Consumer,

@@ -1,6 +1,3 @@
-import { describe, expectTypeOf, it } from 'vitest';
-import { z } from 'zod';
-import * as v from 'valibot';
 import {
   createService,
   defineEvent,
@@ -12,10 +9,17 @@ import {
   type PayloadInput,
   type VersionOf,
 } from 'tidings';
+import * as v from 'valibot';
+import { describe, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
 
 const order = defineExchange('order');
 const Line = z.object({ id: z.number(), quantity: z.number().int(), price: z.number() });
-const submit = defineEvent(order, 'submit', z.object({ id: z.number(), lines: z.array(Line) })).version(
+const submit = defineEvent(
+  order,
+  'submit',
+  z.object({ id: z.number(), lines: z.array(Line) }),
+).version(
   z.object({ id: z.number(), lines: z.array(Line), currency: z.enum(['EUR', 'USD']) }),
   (v1) => ({ ...v1, currency: 'EUR' as const }),
 );
@@ -109,5 +113,32 @@ describe('types flow from the schema', () => {
       // @ts-expect-error wrong payload through the context too
       await ctx.publish(submit, { id: 1 });
     });
+  });
+
+  it('types a handler of several events as a union that a switch narrows', () => {
+    const chargeback = defineEvent(
+      order,
+      'chargeback',
+      z.object({ orderId: z.number(), reason: z.string() }),
+    );
+    service.onAny(
+      [submit, chargeback],
+      (message) => {
+        switch (message.event) {
+          case 'submit':
+            expectTypeOf(message.payload.currency).toEqualTypeOf<'EUR' | 'USD'>();
+            // @ts-expect-error a submit has no reason
+            message.payload.reason;
+            break;
+          case 'chargeback':
+            expectTypeOf(message.payload).toEqualTypeOf<{ orderId: number; reason: string }>();
+            break;
+          default:
+            expectTypeOf(message).toBeNever();
+        }
+        expectTypeOf(message.exchange).toEqualTypeOf<'order'>();
+      },
+      { queue: 'billing.order-events' },
+    );
   });
 });

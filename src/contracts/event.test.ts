@@ -10,7 +10,10 @@ describe('defineExchange and defineEvent', () => {
     const submit = defineEvent(defineExchange('order'), 'submit', Order);
     expect(submit.routingKey()).toBe('order.v1.submit');
     expect(submit.latest).toBe(1);
-    const v2 = submit.version(Order.extend({ currency: z.string() }), (v1) => ({ ...v1, currency: 'EUR' }));
+    const v2 = submit.version(Order.extend({ currency: z.string() }), (v1) => ({
+      ...v1,
+      currency: 'EUR',
+    }));
     expect(v2.routingKey()).toBe('order.v2.submit');
     expect(v2.routingKey(1)).toBe('order.v1.submit');
     expect(v2.versions.map((v) => v.version)).toEqual([1, 2]);
@@ -49,16 +52,24 @@ describe('defineExchange and defineEvent', () => {
 
   it('rejects names whose routing key would exceed 255 bytes', () => {
     const exchange = defineExchange('e'.repeat(200));
-    expect(() => defineEvent(exchange, 'n'.repeat(50), Order)).toThrow(/longer than AMQP's limit of 255/);
+    expect(() => defineEvent(exchange, 'n'.repeat(50), Order)).toThrow(
+      /longer than AMQP's limit of 255/,
+    );
     expect(() => defineEvent(exchange, 'n'.repeat(40), Order)).not.toThrow();
   });
 
   it('rejects a schema that is not a Standard Schema', () => {
-    expect(() => defineEvent(defineExchange('order'), 'submit', {} as never)).toThrow(/Standard Schema/);
+    expect(() => defineEvent(defineExchange('order'), 'submit', {} as never)).toThrow(
+      /Standard Schema/,
+    );
   });
 
   it('parses routing keys back into their parts', () => {
-    expect(parseRoutingKey('order.v12.submit')).toEqual({ exchange: 'order', version: 12, event: 'submit' });
+    expect(parseRoutingKey('order.v12.submit')).toEqual({
+      exchange: 'order',
+      version: 12,
+      event: 'submit',
+    });
     expect(parseRoutingKey('order.v0.submit')).toBeUndefined();
     expect(parseRoutingKey('order.submit')).toBeUndefined();
     expect(parseRoutingKey('order.v1.sub.mit')).toBeUndefined();

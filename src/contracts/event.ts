@@ -76,7 +76,10 @@ export interface EventDefinition<
 // biome-ignore lint/suspicious/noExplicitAny: the widest event type must accept every schema tuple
 export type AnyEvent = EventDefinition<string, string, any>;
 
-type LastOf<V extends readonly AnySchema[]> = V extends readonly [...unknown[], infer L extends AnySchema]
+type LastOf<V extends readonly AnySchema[]> = V extends readonly [
+  ...unknown[],
+  infer L extends AnySchema,
+]
   ? L
   : AnySchema;
 
@@ -85,9 +88,8 @@ type BuildTuple<L extends number, T extends unknown[] = []> = T['length'] extend
   : BuildTuple<L, [...T, unknown]>;
 
 /** The schema tuple of an event. */
-export type SchemasOf<E extends AnyEvent> = E extends EventDefinition<string, string, infer V>
-  ? V
-  : never;
+export type SchemasOf<E extends AnyEvent> =
+  E extends EventDefinition<string, string, infer V> ? V : never;
 
 /** The version numbers an event has, as a union of number literals (`1 | 2`). */
 export type VersionOf<E extends AnyEvent> = VersionNumbers<SchemasOf<E>>;
@@ -102,14 +104,12 @@ type VersionNumbers<V extends readonly unknown[], Acc extends unknown[] = []> = 
 export type LatestVersionOf<E extends AnyEvent> = SchemasOf<E>['length'];
 
 /** The schema of version `Ver` of an event. */
-export type SchemaAt<E extends AnyEvent, Ver extends number> = BuildTuple<Ver> extends [
-  unknown,
-  ...infer Before,
-]
-  ? SchemasOf<E>[Before['length']] extends infer S extends AnySchema
-    ? S
-    : never
-  : never;
+export type SchemaAt<E extends AnyEvent, Ver extends number> =
+  BuildTuple<Ver> extends [unknown, ...infer Before]
+    ? SchemasOf<E>[Before['length']] extends infer S extends AnySchema
+      ? S
+      : never
+    : never;
 
 /** What `publish` accepts for version `Ver` (default: newest) of an event. */
 export type PayloadInput<E extends AnyEvent, Ver extends number = LatestVersionOf<E>> = SchemaInput<
@@ -210,7 +210,7 @@ function makeEvent<X extends string, N extends string, V extends readonly AnySch
 
 function assertSchema(schema: unknown, where: string): void {
   const std = (schema as StandardSchemaV1 | undefined)?.['~standard'];
-  if (!std || std.version !== 1 || typeof std.validate !== 'function') {
+  if (std?.version !== 1 || typeof std.validate !== 'function') {
     throw new TypeError(
       `${where}: the schema does not implement Standard Schema v1 (zod 3.24+, valibot 1, arktype 2 do)`,
     );

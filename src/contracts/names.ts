@@ -13,7 +13,8 @@ const NAME = /^[a-z0-9_-]+$/;
  * inside a name.
  */
 export function assertName(kind: string, value: unknown): asserts value is string {
-  if (typeof value !== 'string') throw new InvalidNameError(kind, String(value), 'must be a string');
+  if (typeof value !== 'string')
+    throw new InvalidNameError(kind, String(value), 'must be a string');
   if (value.length === 0) throw new InvalidNameError(kind, value, 'must not be empty');
   if (NAME.test(value)) {
     if (Buffer.byteLength(value) > AMQP_SHORTSTR_MAX) {

@@ -99,8 +99,7 @@ describe('topic pattern matching', () => {
       // A single empty word joins to the empty key, which has no words at all: excluded.
       fc.property(
         fc.array(word, { minLength: 1, maxLength: 7 }).filter((w) => w.join('.') !== ''),
-        (words) =>
-        matchesPattern(words.map(() => '*').join('.'), words.join('.')),
+        (words) => matchesPattern(words.map(() => '*').join('.'), words.join('.')),
       ),
     );
   });

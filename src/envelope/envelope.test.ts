@@ -70,12 +70,26 @@ describe('envelope on the wire', () => {
   });
 
   it('falls back to AMQP properties for messages from plain clients, and refuses ones without an id', () => {
-    const base = { exchange: 'order', routingKey: 'order.v1.submit', body: Buffer.from('{}'), redelivered: false };
+    const base = {
+      exchange: 'order',
+      routingKey: 'order.v1.submit',
+      body: Buffer.from('{}'),
+      redelivered: false,
+    };
     const plain = envelopeFromMessage({ ...base, properties: { messageId: 'm-1', headers: {} } });
-    expect(plain).toMatchObject({ id: 'm-1', type: 'order.v1.submit', version: 1, correlationId: 'm-1' });
+    expect(plain).toMatchObject({
+      id: 'm-1',
+      type: 'order.v1.submit',
+      version: 1,
+      correlationId: 'm-1',
+    });
     expect(envelopeFromMessage({ ...base, properties: { headers: {} } })).toBeUndefined();
     expect(
-      envelopeFromMessage({ ...base, routingKey: 'whatever', properties: { messageId: 'x', headers: {} } }),
+      envelopeFromMessage({
+        ...base,
+        routingKey: 'whatever',
+        properties: { messageId: 'x', headers: {} },
+      }),
     ).toBeUndefined();
   });
 });

@@ -70,7 +70,8 @@ export function resolveRetryPolicy(
   if (!(p.maxDelayMs >= p.baseDelayMs)) {
     problems.push(`maxDelayMs must be >= baseDelayMs (got ${p.maxDelayMs})`);
   }
-  if (!(p.jitter >= 0 && p.jitter <= 1)) problems.push(`jitter must be in [0, 1] (got ${p.jitter})`);
+  if (!(p.jitter >= 0 && p.jitter <= 1))
+    problems.push(`jitter must be in [0, 1] (got ${p.jitter})`);
   if (typeof p.retryable !== 'function') problems.push('retryable must be a function');
   if (problems.length > 0) throw new ConfigError(problems, where);
   return p;
@@ -89,7 +90,10 @@ export function retryDelay(
   failedAttempts: number,
   random: () => number = Math.random,
 ): number {
-  const raw = Math.min(policy.maxDelayMs, policy.baseDelayMs * policy.factor ** (failedAttempts - 1));
+  const raw = Math.min(
+    policy.maxDelayMs,
+    policy.baseDelayMs * policy.factor ** (failedAttempts - 1),
+  );
   const spread = raw * policy.jitter * (2 * random() - 1);
   return Math.max(0, Math.round(Math.min(policy.maxDelayMs, raw + spread)));
 }

@@ -39,7 +39,12 @@ describe('createService', () => {
     s.on(submit, () => {});
     expect(s.topology()).toEqual({
       exchanges: ['order'],
-      queues: [{ name: 'billing.order.submit', bindings: [{ exchange: 'order', pattern: 'order.*.submit' }] }],
+      queues: [
+        {
+          name: 'billing.order.submit',
+          bindings: [{ exchange: 'order', pattern: 'order.*.submit' }],
+        },
+      ],
     });
     expect(() => s.on(submit, () => {})).toThrow(/already used by another handler/);
     s.on(submit, () => {}, { queue: 'billing.order.submit-audit', pattern: 'order.v1.submit' });
@@ -51,7 +56,11 @@ describe('createService', () => {
 
   it('refuses handlers after start and publishing after stop', async () => {
     const broker = new MemoryBroker();
-    const s = createService({ name: 'billing', transport: broker.transport(), logger: silentLogger });
+    const s = createService({
+      name: 'billing',
+      transport: broker.transport(),
+      logger: silentLogger,
+    });
     s.on(submit, () => {});
     await s.start();
     expect(() => s.on(submit, () => {}, { queue: 'other' })).toThrow(StateError);
@@ -76,22 +85,74 @@ describe('createService', () => {
 
   it('declares the exchange it publishes to, so publishing first cannot fail on a missing exchange', async () => {
     const broker = new MemoryBroker();
-    const producer = createService({ name: 'order', transport: broker.transport(), unroutable: 'ignore' });
+    const producer = createService({
+      name: 'order',
+      transport: broker.transport(),
+      unroutable: 'ignore',
+    });
     await expect(producer.publish(submit, { id: 1 })).resolves.toMatchObject({ source: 'order' });
   });
 
   it('rejects an invalid service name with the name and the reason', () => {
-    expect(() => createService({ name: 'bill ing', transport: new MemoryBroker().transport() })).toThrow(
-      /service name "bill ing": must not contain whitespace/,
-    );
+    expect(() =>
+      createService({ name: 'bill ing', transport: new MemoryBroker().transport() }),
+    ).toThrow(/service name "bill ing": must not contain whitespace/);
     expect(new InvalidNameError('service', 'x', 'y').code).toBe('invalid-name');
+  });
+});
+
+describe('onAny', () => {
+  it('delivers several events to one handler, tagged by event and upcast to the newest version', async () => {
+    const order = defineExchange('shop');
+    const placed = defineEvent(order, 'placed', z.object({ id: z.number() })).version(
+      z.object({ id: z.number(), currency: z.string() }),
+      (v1) => ({ ...v1, currency: 'EUR' }),
+    );
+    const cancelled = defineEvent(order, 'cancelled', z.object({ id: z.number() }));
+    const other = defineEvent(order, 'other', z.object({}));
+    const broker = new MemoryBroker();
+    const seen: unknown[] = [];
+    const audit = createService({
+      name: 'audit',
+      transport: broker.transport(),
+      logger: silentLogger,
+    });
+    audit.onAny([placed, cancelled], (m) => void seen.push(m), {
+      queue: 'audit.shop',
+      patterns: [{ exchange: 'shop', pattern: 'shop.#' }],
+    });
+    expect(audit.topology().queues).toEqual([
+      { name: 'audit.shop', bindings: [{ exchange: 'shop', pattern: 'shop.#' }] },
+    ]);
+    await audit.start();
+    const shop = createService({ name: 'shop', transport: broker.transport() });
+    await shop.publish(placed, { id: 1 }, { version: 1 });
+    await shop.publish(cancelled, { id: 1 });
+    await shop.publish(other, {});
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([
+      { exchange: 'shop', event: 'placed', payload: { id: 1, currency: 'EUR' } },
+      { exchange: 'shop', event: 'cancelled', payload: { id: 1 } },
+    ]);
+    expect(broker.depth('audit.shop.dlq')).toBe(1);
+    await audit.stop();
+  });
+
+  it('requires a queue name and a non-empty event list', () => {
+    const s = createService({ name: 'audit', transport: new MemoryBroker().transport() });
+    expect(() => s.onAny([], () => {}, { queue: 'q' })).toThrow(/non-empty list/);
+    expect(() => s.onAny([submit], () => {}, { queue: '' })).toThrow(
+      /queue must be a non-empty string/,
+    );
   });
 });
 
 describe('retry policy', () => {
   it('grows exponentially, is capped, and spreads by the jitter', () => {
     const p = resolveRetryPolicy({ baseDelayMs: 100, factor: 2, maxDelayMs: 1000, jitter: 0 });
-    expect([1, 2, 3, 4, 5, 6].map((n) => retryDelay(p, n))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([1, 2, 3, 4, 5, 6].map((n) => retryDelay(p, n))).toEqual([
+      100, 200, 400, 800, 1000, 1000,
+    ]);
     const j = resolveRetryPolicy({ baseDelayMs: 1000, jitter: 0.25 });
     expect(retryDelay(j, 1, () => 0)).toBe(750);
     expect(retryDelay(j, 1, () => 1)).toBe(1250);

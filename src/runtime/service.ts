@@ -1,9 +1,9 @@
-import {
-  type AnyEvent,
-  type LatestVersionOf,
-  type Payload,
-  type PayloadInput,
-  type VersionOf,
+import type {
+  AnyEvent,
+  LatestVersionOf,
+  Payload,
+  PayloadInput,
+  VersionOf,
 } from '../contracts/event.js';
 import { assertFits, assertName } from '../contracts/names.js';
 import {
@@ -15,12 +15,7 @@ import {
   type HeaderValue,
 } from '../envelope/envelope.js';
 import { uuidv7 } from '../envelope/id.js';
-import {
-  ConfigError,
-  StateError,
-  UnroutableError,
-  ValidationError,
-} from '../errors.js';
+import { ConfigError, StateError, UnroutableError, ValidationError } from '../errors.js';
 import type {
   Consumer,
   Delivery,
@@ -98,12 +93,38 @@ export interface ServiceDescription {
   readonly name: string;
   readonly publishes: readonly AnyEvent[];
   readonly handlers: readonly {
-    readonly event: AnyEvent;
-    readonly version: number;
-    readonly pattern: string;
+    /** Every event the handler receives, with the version it is written against. */
+    readonly events: readonly { readonly event: AnyEvent; readonly version: number }[];
+    readonly bindings: readonly { readonly exchange: string; readonly pattern: string }[];
     readonly queue: string;
     readonly name: string;
   }[];
+}
+
+/**
+ * What an `onAny` handler receives: one member per subscribed event, discriminated by `event`
+ * (and `exchange`), with the payload upcast to the newest version of that event.
+ */
+export type EventMessage<E extends AnyEvent> = E extends AnyEvent
+  ? {
+      readonly exchange: E['exchange']['name'];
+      readonly event: E['name'];
+      readonly payload: Payload<E>;
+    }
+  : never;
+
+/** Options of a handler for several events ({@link Service.onAny}). */
+export interface MultiHandlerOptions extends Omit<HandlerOptions, 'version' | 'pattern' | 'queue'> {
+  /**
+   * Queue name: required, because a default derived from the list of events would change when an
+   * event is added, stranding messages in the old queue.
+   */
+  readonly queue: string;
+  /**
+   * Binding patterns. Messages of events not in the list are dead-lettered (`unknown-event`).
+   * @defaultValue one `<exchange>.*.<event>` per event
+   */
+  readonly patterns?: readonly { readonly exchange: string; readonly pattern: string }[];
 }
 
 /** Options of one handler. */
@@ -205,10 +226,17 @@ export interface ServiceEvents {
 
 type Listener<T> = (event: T) => void;
 
-interface RegisteredHandler {
+interface Subscription {
   readonly event: AnyEvent;
   readonly version: number;
-  readonly pattern: string;
+}
+
+interface RegisteredHandler {
+  /** Events by `<exchange>.<event>`. */
+  readonly events: Map<string, Subscription>;
+  readonly bindings: readonly { readonly exchange: string; readonly pattern: string }[];
+  /** True for `onAny` handlers, which receive `{ event, payload }` instead of the payload. */
+  readonly tagged: boolean;
   readonly queue: string;
   readonly name: string;
   readonly retry: ResolvedRetryPolicy;
@@ -299,9 +327,8 @@ export class Service {
       name: this.name,
       publishes: this.publishes,
       handlers: this.handlers.map((h) => ({
-        event: h.event,
-        version: h.version,
-        pattern: h.pattern,
+        events: [...h.events.values()],
+        bindings: h.bindings,
         queue: h.queue,
         name: h.name,
       })),
@@ -309,8 +336,12 @@ export class Service {
   }
 
   /** Listens to a lifecycle or per-message event. Returns a function that removes the listener. */
-  observe<K extends keyof ServiceEvents>(name: K, listener: Listener<ServiceEvents[K]>): () => void {
-    const list = (this.listeners[name] ??= []) as Listener<ServiceEvents[K]>[];
+  observe<K extends keyof ServiceEvents>(
+    name: K,
+    listener: Listener<ServiceEvents[K]>,
+  ): () => void {
+    const list = (this.listeners[name] ?? []) as Listener<ServiceEvents[K]>[];
+    this.listeners[name] = list as (typeof this.listeners)[K];
     list.push(listener);
     return () => {
       const i = list.indexOf(listener);
@@ -340,32 +371,87 @@ export class Service {
     handler: Handler<Payload<E, Ver>>,
     options: HandlerOptions<Ver> = {},
   ): this {
-    if (this.state !== 'idle') {
-      throw new StateError(`${this.name}: register handlers before start()`);
-    }
     if (event?.kind !== 'event') {
       throw new TypeError(`${this.name}.on: the first argument must come from defineEvent()`);
-    }
-    if (typeof handler !== 'function') {
-      throw new TypeError(`${this.name}.on(${event.exchange.name}.${event.name}): handler must be a function`);
     }
     const problems: string[] = [];
     const version = options.version ?? event.latest;
     if (!Number.isInteger(version) || version < 1 || version > event.latest) {
       problems.push(`version must be between 1 and ${event.latest} (got ${String(version)})`);
     }
-    const queue = options.queue ?? `${this.name}.${event.exchange.name}.${event.name}`;
-    try {
-      assertFits('queue', `${queue}.retry.dlq`);
-    } catch (error) {
-      problems.push((error as Error).message);
+    const exchange = event.exchange.name;
+    this.register(
+      [{ event, version }],
+      handler as Handler<unknown>,
+      false,
+      options.queue ?? `${this.name}.${exchange}.${event.name}`,
+      [{ exchange, pattern: options.pattern ?? `${exchange}.*.${event.name}` }],
+      options,
+      problems,
+    );
+    return this;
+  }
+
+  /**
+   * Registers one handler for several events. It receives `{ exchange, event, payload }`, a union
+   * discriminated by `event`, so a `switch (message.event)` narrows the payload; each payload is
+   * upcast to the newest version of its event. Its queue is named by `options.queue`.
+   */
+  onAny<const Es extends readonly AnyEvent[]>(
+    events: Es,
+    handler: Handler<EventMessage<Es[number]>>,
+    options: MultiHandlerOptions,
+  ): this {
+    const problems: string[] = [];
+    if (!Array.isArray(events) || events.length === 0 || events.some((e) => e?.kind !== 'event')) {
+      throw new TypeError(
+        `${this.name}.onAny: the first argument must be a non-empty list of events`,
+      );
+    }
+    const patterns =
+      options.patterns ??
+      events.map((e) => ({ exchange: e.exchange.name, pattern: `${e.exchange.name}.*.${e.name}` }));
+    this.register(
+      events.map((event) => ({ event, version: event.latest })),
+      handler as Handler<unknown>,
+      true,
+      options.queue,
+      patterns,
+      options,
+      problems,
+    );
+    return this;
+  }
+
+  private register(
+    subscriptions: Subscription[],
+    handler: Handler<unknown>,
+    tagged: boolean,
+    queue: string,
+    bindings: readonly { exchange: string; pattern: string }[],
+    options: { retry?: RetryPolicy; prefetch?: number; concurrency?: number },
+    problems: string[],
+  ): void {
+    if (this.state !== 'idle') {
+      throw new StateError(`${this.name}: register handlers before start()`);
+    }
+    if (typeof handler !== 'function') {
+      throw new TypeError(`${this.name}: the handler for ${queue} must be a function`);
+    }
+    if (typeof queue !== 'string' || queue.length === 0) {
+      problems.push('queue must be a non-empty string');
+    } else {
+      try {
+        assertFits('queue', `${queue}.retry.dlq`);
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
     }
     if (this.handlers.some((h) => h.queue === queue)) {
       problems.push(
         `queue ${queue} is already used by another handler of this service; give this one its own \`queue\` name`,
       );
     }
-    const pattern = options.pattern ?? `${event.exchange.name}.*.${event.name}`;
     checkPositiveInt(problems, 'prefetch', options.prefetch);
     checkPositiveInt(problems, 'concurrency', options.concurrency);
     let retry: ResolvedRetryPolicy | undefined;
@@ -379,20 +465,19 @@ export class Service {
     }
     const prefetch = options.prefetch ?? this.prefetch;
     this.handlers.push({
-      event,
-      version,
-      pattern,
+      events: new Map(subscriptions.map((s) => [`${s.event.exchange.name}.${s.event.name}`, s])),
+      bindings,
+      tagged,
       queue,
       name: handler.name || queue,
       retry: retry!,
       prefetch,
       concurrency: Math.min(prefetch, options.concurrency ?? this.concurrency ?? prefetch),
-      fn: handler as Handler<unknown>,
+      fn: handler,
       running: 0,
       waiting: [],
       consumer: undefined,
     });
-    return this;
   }
 
   /** The exchanges, queues and bindings this service needs. */
@@ -401,8 +486,8 @@ export class Service {
     const queues: QueueSpec[] = [];
     for (const e of this.publishes) exchanges.add(e.exchange.name);
     for (const h of this.handlers) {
-      exchanges.add(h.event.exchange.name);
-      queues.push({ name: h.queue, bindings: [{ exchange: h.event.exchange.name, pattern: h.pattern }] });
+      for (const b of h.bindings) exchanges.add(b.exchange);
+      queues.push({ name: h.queue, bindings: h.bindings });
     }
     return { exchanges: [...exchanges], queues };
   }
@@ -476,7 +561,8 @@ export class Service {
     options: PublishOptions | undefined,
     parent: Envelope | undefined,
   ): Promise<Envelope> {
-    if (this.state === 'stopped') throw new StateError(`${this.name} is stopped; it cannot publish`);
+    if (this.state === 'stopped')
+      throw new StateError(`${this.name} is stopped; it cannot publish`);
     if (event?.kind !== 'event') {
       throw new TypeError(`${this.name}.publish: the first argument must come from defineEvent()`);
     }
@@ -581,14 +667,15 @@ export class Service {
         message: 'the message has no id (ce-id header or message_id property) or no Tidings type',
       });
     }
-    if (envelope.exchange !== h.event.exchange.name || envelope.event !== h.event.name) {
+    const sub = h.events.get(`${envelope.exchange}.${envelope.event}`);
+    if (!sub) {
       return this.deadLetter(h, delivery, 'unknown-event', {
-        message: `${envelope.type} is not an event this handler knows (${h.event.exchange.name}.${h.event.name})`,
+        message: `${envelope.type} is not an event this handler knows (${[...h.events.keys()].join(', ')})`,
       });
     }
-    if (envelope.version > h.version) {
+    if (envelope.version > sub.version) {
       return this.deadLetter(h, delivery, 'unsupported-version', {
-        message: `version ${envelope.version} is newer than the handler's version ${h.version}; upgrade the consumer, then replay`,
+        message: `version ${envelope.version} is newer than the handler's version ${sub.version}; upgrade the consumer, then replay`,
       });
     }
     let payload: unknown;
@@ -600,16 +687,23 @@ export class Service {
       });
     }
     try {
-      payload = await this.decode(h, envelope.version, payload);
+      payload = await this.decode(sub, envelope.version, payload);
     } catch (error) {
       if (error instanceof ValidationError) {
         return this.deadLetter(h, delivery, 'schema-violation', {
           name: error.name,
           message: error.message,
-          issues: JSON.stringify(error.issues.map((i) => ({ path: i.path.map(String), message: i.message }))),
+          issues: JSON.stringify(
+            error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
+          ),
         });
       }
-      return this.deadLetter(h, delivery, 'schema-violation', describeError(error, 'upcast failed'));
+      return this.deadLetter(
+        h,
+        delivery,
+        'schema-violation',
+        describeError(error, 'upcast failed'),
+      );
     }
 
     const failedBefore = attemptsOf(message);
@@ -625,11 +719,21 @@ export class Service {
       publish: (event, p, options) => this.send(event, p, options, envelope),
     };
     try {
-      await h.fn(payload, context);
+      await h.fn(
+        h.tagged ? { exchange: envelope.exchange, event: envelope.event, payload } : payload,
+        context,
+      );
     } catch (error) {
       if (this.abort.signal.aborted) return delivery.requeue();
       const willRetry = attempt < h.retry.maxAttempts && isRetryable(h.retry, error);
-      this.emit('failed', { service: this.name, queue: h.queue, envelope, error, attempt, willRetry });
+      this.emit('failed', {
+        service: this.name,
+        queue: h.queue,
+        envelope,
+        error,
+        attempt,
+        willRetry,
+      });
       const now = new Date().toISOString();
       const firstFailure = message.properties.headers[HEADERS.firstFailure] ?? now;
       if (willRetry) {
@@ -641,7 +745,14 @@ export class Service {
           [HEADERS.errorMessage]: bounded(errorMessage(error), 1000),
         });
       }
-      return this.deadLetter(h, delivery, 'handler-error', describeError(error), attempt, firstFailure);
+      return this.deadLetter(
+        h,
+        delivery,
+        'handler-error',
+        describeError(error),
+        attempt,
+        firstFailure,
+      );
     }
     await delivery.ack();
     if (this.listeners.handled) {
@@ -655,11 +766,15 @@ export class Service {
   }
 
   /** Validates a wire payload of `wireVersion` and upcasts it step by step to the handler's version. */
-  private async decode(h: RegisteredHandler, wireVersion: number, raw: unknown): Promise<unknown> {
-    const versions = h.event.versions;
-    let value = validate(versions[wireVersion - 1]!.schema, raw, versions[wireVersion - 1]!.routingKey);
+  private async decode(sub: Subscription, wireVersion: number, raw: unknown): Promise<unknown> {
+    const versions = sub.event.versions;
+    let value = validate(
+      versions[wireVersion - 1]!.schema,
+      raw,
+      versions[wireVersion - 1]!.routingKey,
+    );
     if (value instanceof Promise) value = await value;
-    for (let v = wireVersion + 1; v <= h.version; v++) {
+    for (let v = wireVersion + 1; v <= sub.version; v++) {
       const spec = versions[v - 1]!;
       value = validate(spec.schema, spec.upcast!(value), spec.routingKey);
       if (value instanceof Promise) value = await value;
@@ -735,9 +850,15 @@ function errorMessage(error: unknown): string {
   }
 }
 
-function describeError(error: unknown, prefix?: string): { name: string; message: string; stack?: string } {
+function describeError(
+  error: unknown,
+  prefix?: string,
+): { name: string; message: string; stack?: string } {
   const message = prefix ? `${prefix}: ${errorMessage(error)}` : errorMessage(error);
-  const out: { name: string; message: string; stack?: string } = { name: errorName(error), message };
+  const out: { name: string; message: string; stack?: string } = {
+    name: errorName(error),
+    message,
+  };
   if (error instanceof Error && error.stack) {
     out.stack = error.stack.split('\n').slice(0, 12).join('\n');
   }

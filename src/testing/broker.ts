@@ -24,7 +24,9 @@ export async function brokerReachable(host: string, port: number, what: string):
   if (process.env.CI) {
     throw new Error(`${what} is not reachable at ${host}:${port}, and CI requires it.`);
   }
-  console.warn(`\n  SKIPPED: ${what} is not reachable at ${host}:${port}; its tests are skipped.\n`);
+  console.warn(
+    `\n  SKIPPED: ${what} is not reachable at ${host}:${port}; its tests are skipped.\n`,
+  );
   return false;
 }
 

@@ -38,10 +38,15 @@ export interface ConformanceOptions {
  * Polls `check` until it returns true or `timeoutMs` passes, then fails with `what`.
  * For tests: waits on observable state instead of sleeping a fixed time.
  */
-export async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+export async function waitFor(
+  check: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
@@ -93,7 +98,12 @@ export function describeTransportConformance(name: string, options: ConformanceO
       for (const t of opened.splice(0)) await t.close();
     });
 
-    function message(exchange: string, routingKey: string, body = '{}', headers = {}): OutgoingMessage {
+    function message(
+      exchange: string,
+      routingKey: string,
+      body = '{}',
+      headers = {},
+    ): OutgoingMessage {
       return {
         exchange,
         routingKey,
@@ -120,7 +130,10 @@ export function describeTransportConformance(name: string, options: ConformanceO
         const queues = patterns.map((_, i) => `${exchange}.q${i}`);
         await declare(t, {
           exchanges: [exchange],
-          queues: queues.map((q, i) => ({ name: q, bindings: [{ exchange, pattern: patterns[i]! }] })),
+          queues: queues.map((q, i) => ({
+            name: q,
+            bindings: [{ exchange, pattern: patterns[i]! }],
+          })),
         });
         const received = new Map<string, string[]>(queues.map((q) => [q, []]));
         for (const q of queues) {
@@ -333,7 +346,9 @@ export function describeTransportConformance(name: string, options: ConformanceO
         expect(dead.properties.headers['x-custom']).toBe('kept');
         expect(dead.properties.headers[HEADERS.deadReason]).toBe('handler-error');
         expect(dead.properties.messageId).toBe(original.properties.messageId);
-        expect(dead.routingKey === 'a.b' || dead.routingKey === deadLetterQueueName(queue)).toBe(true);
+        expect(dead.routingKey === 'a.b' || dead.routingKey === deadLetterQueueName(queue)).toBe(
+          true,
+        );
       });
     });
 
@@ -349,7 +364,12 @@ export function describeTransportConformance(name: string, options: ConformanceO
         setup: (s: Service) => void,
         retry = { baseDelayMs: 20, maxAttempts: 3 },
       ): Promise<Service> {
-        const s = createService({ name: uniqueName('svc'), transport: t, retry, logger: silentLogger });
+        const s = createService({
+          name: uniqueName('svc'),
+          transport: t,
+          retry,
+          logger: silentLogger,
+        });
         setup(s);
         services.push(s);
         topologies.push(s.topology());
@@ -363,7 +383,10 @@ export function describeTransportConformance(name: string, options: ConformanceO
         const got: unknown[] = [];
         await running(t, (s) => s.on(submit, (order) => void got.push(order)));
         const producer = createService({ name: 'producer', transport: t, logger: silentLogger });
-        const env = await producer.publish(submit, { id: 1, lines: [{ id: 1, quantity: 2, price: 3 }] });
+        const env = await producer.publish(submit, {
+          id: 1,
+          lines: [{ id: 1, quantity: 2, price: 3 }],
+        });
         await waitFor(() => got.length === 1, 'the handler', timeoutMs);
         expect(got[0]).toEqual({ id: 1, lines: [{ id: 1, quantity: 2, price: 3 }] });
         expect(env.type).toBe(submit.routingKey(1));
@@ -418,7 +441,9 @@ export function describeTransportConformance(name: string, options: ConformanceO
         const dlq = await collect(t, deadLetterQueueName(queue));
         await waitFor(() => dlq.got.length === 5 && got.length === 1, '5 dead letters', timeoutMs);
         // Handlers run concurrently, so dead letters may be stored in any order.
-        const reasons = dlq.got.map((d) => String(d.message.properties.headers[HEADERS.deadReason]));
+        const reasons = dlq.got.map((d) =>
+          String(d.message.properties.headers[HEADERS.deadReason]),
+        );
         expect(reasons.sort()).toEqual([
           'invalid-json',
           'missing-envelope',

@@ -38,14 +38,19 @@ export const testOrderSchema: StandardSchemaV1<TestOrder, TestOrder> = {
           if (!isInt(l.quantity) || l.quantity <= 0) {
             issues.push(issue('expected a positive integer', 'lines', i, 'quantity'));
           }
-          if (typeof l.price !== 'number') issues.push(issue('expected a number', 'lines', i, 'price'));
+          if (typeof l.price !== 'number')
+            issues.push(issue('expected a number', 'lines', i, 'price'));
         });
       }
       if (issues.length > 0) return { issues };
       return {
         value: {
           id: v.id as number,
-          lines: (v.lines as TestOrder['lines']).map((l) => ({ id: l.id, quantity: l.quantity, price: l.price })),
+          lines: (v.lines as TestOrder['lines']).map((l) => ({
+            id: l.id,
+            quantity: l.quantity,
+            price: l.price,
+          })),
         },
       };
     },
@@ -59,7 +64,9 @@ export const testFollowUpSchema: StandardSchemaV1<{ of: number }, { of: number }
     vendor: 'tidings-testing',
     validate(value) {
       const of = (value as { of?: unknown } | null)?.of;
-      return typeof of === 'number' ? { value: { of } } : { issues: [issue('expected a number', 'of')] };
+      return typeof of === 'number'
+        ? { value: { of } }
+        : { issues: [issue('expected a number', 'of')] };
     },
   },
 };

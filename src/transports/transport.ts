@@ -1,8 +1,4 @@
-import type {
-  HeaderValue,
-  IncomingMessage,
-  OutgoingMessage,
-} from '../envelope/envelope.js';
+import type { HeaderValue, IncomingMessage, OutgoingMessage } from '../envelope/envelope.js';
 
 /**
  * The seam between the runtime and a broker. The runtime owns validation, envelopes and the

@@ -197,7 +197,10 @@ class MemoryDelivery implements Delivery {
   }
 }
 
-function withHeaders(message: OutgoingMessage, headers: Record<string, HeaderValue>): OutgoingMessage {
+function withHeaders(
+  message: OutgoingMessage,
+  headers: Record<string, HeaderValue>,
+): OutgoingMessage {
   return {
     ...message,
     properties: { ...message.properties, headers: { ...message.properties.headers, ...headers } },
