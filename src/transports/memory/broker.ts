@@ -27,10 +27,12 @@ interface MemoryExchange {
 interface Stored {
   readonly message: OutgoingMessage;
   redelivered: boolean;
+  /** Arrival order in its queue; a requeued message goes back to its original place. */
+  seq: number;
 }
 
 /** A FIFO with O(1) shift, using a moving head instead of `Array.shift()`. */
-class Fifo<T> {
+class Fifo<T extends { seq: number }> {
   private items: (T | undefined)[] = [];
   private head = 0;
   get length(): number {
@@ -39,9 +41,15 @@ class Fifo<T> {
   push(item: T): void {
     this.items.push(item);
   }
-  unshift(item: T): void {
-    if (this.head > 0) this.items[--this.head] = item;
-    else this.items.unshift(item);
+  /**
+   * Puts a message back where it was, before every message that arrived after it, as RabbitMQ does
+   * with requeued messages. Requeued messages are old, so the scan from the head is short.
+   */
+  restore(item: T): void {
+    let i = this.head;
+    while (i < this.items.length && this.items[i]!.seq < item.seq) i++;
+    if (i === this.head && this.head > 0) this.items[--this.head] = item;
+    else this.items.splice(i, 0, item);
   }
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
@@ -83,10 +91,20 @@ class MemoryQueue {
     readonly broker: MemoryBroker,
   ) {}
 
-  enqueue(stored: Stored, front = false): void {
+  private seq = 0;
+
+  /** Adds a new message at the tail. */
+  enqueue(message: OutgoingMessage): void {
     if (this.deleted) return;
-    if (front) this.messages.unshift(stored);
-    else this.messages.push(stored);
+    this.messages.push({ message, redelivered: false, seq: this.seq++ });
+    this.schedule();
+  }
+
+  /** Returns a delivered message to its original place, flagged as redelivered. */
+  restore(stored: Stored): void {
+    if (this.deleted) return;
+    stored.redelivered = true;
+    this.messages.restore(stored);
     this.schedule();
   }
 
@@ -168,8 +186,7 @@ class MemoryDelivery implements Delivery {
     if (this.settled) return;
     this.settled = true;
     this.consumer.unacked.delete(this);
-    this.stored.redelivered = true;
-    this.q.enqueue(this.stored, true);
+    this.q.restore(this.stored);
   }
 
   async ack(): Promise<void> {
@@ -178,22 +195,21 @@ class MemoryDelivery implements Delivery {
 
   async requeue(): Promise<void> {
     this.settle();
-    this.stored.redelivered = true;
-    this.q.enqueue(this.stored, true);
+    this.q.restore(this.stored);
   }
 
   async retry(delayMs: number, headers: Record<string, HeaderValue>): Promise<void> {
     this.settle();
     const copy = withHeaders(this.stored.message, headers);
     const q = this.q;
-    this.q.broker.later(delayMs, () => q.enqueue({ message: copy, redelivered: false }));
+    this.q.broker.later(delayMs, () => q.enqueue(copy));
   }
 
   async deadLetter(headers: Record<string, HeaderValue>): Promise<void> {
     this.settle();
     const dlq = this.q.broker.queue(deadLetterQueueName(this.q.name));
     if (!dlq) throw new StateError(`Dead-letter queue of ${this.q.name} does not exist`);
-    dlq.enqueue({ message: withHeaders(this.stored.message, headers), redelivered: false });
+    dlq.enqueue(withHeaders(this.stored.message, headers));
   }
 }
 
@@ -319,7 +335,7 @@ export class MemoryBroker {
       if (ex.routes.size > 10_000) ex.routes.clear();
       ex.routes.set(message.routingKey, targets);
     }
-    for (const q of targets) q.enqueue({ message, redelivered: false });
+    for (const q of targets) q.enqueue(message);
     return { routed: targets.length > 0 };
   }
 
