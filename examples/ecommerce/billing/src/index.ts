@@ -1,0 +1,79 @@
+import { orderChargeback, orderSubmit } from '@ecommerce/contracts';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { consoleLogger, createService, type Logger, type Service, type Transport } from 'tidings';
+import { Books } from './books.js';
+
+export { Books } from './books.js';
+export * from './ledger.js';
+
+/** Options of {@link createBillingService}. */
+export interface BillingServiceOptions {
+  /** The broker connection; the service never closes it. */
+  readonly transport: Transport;
+  /** @defaultValue warnings and errors to stderr */
+  readonly logger?: Logger;
+  /** HTTP port. @defaultValue 0 (any free port) */
+  readonly port?: number;
+  /** HTTP interface. @defaultValue '127.0.0.1' */
+  readonly host?: string;
+}
+
+/** A running (or startable) Billing service. */
+export interface BillingService {
+  /** The Tidings service: its handlers, and `observe()` for what it handles. */
+  readonly service: Service;
+  /** The domain: the general ledger and the rules that feed it. */
+  readonly books: Books;
+  /** The HTTP API: `GET /balances`, `GET /journal`. */
+  readonly http: FastifyInstance;
+  /** Starts consuming, then listens; resolves with the API's base URL. */
+  start(): Promise<string>;
+  /** Stops listening, then stops consuming (in-flight handlers finish). Leaves the transport open. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Billing keeps the company's general ledger: it posts a sale for each `order.v1.submit` and the
+ * reversing entry for each `order.v1.chargeback`, and answers balance queries over HTTP.
+ */
+export function createBillingService(options: BillingServiceOptions): BillingService {
+  const logger = options.logger ?? consoleLogger('billing');
+  const books = new Books(logger);
+  const service = createService({ name: 'billing', transport: options.transport, logger });
+  service.on(orderSubmit, (order, ctx) => {
+    books.recordSale(order, ctx.envelope.id);
+  });
+  service.on(orderChargeback, (chargeback, ctx) => {
+    books.recordChargeback(chargeback, ctx.envelope.id);
+  });
+  const http = billingApi(books);
+  return {
+    service,
+    books,
+    http,
+    async start() {
+      await service.start();
+      try {
+        return await http.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
+      } catch (error) {
+        await service.stop();
+        throw error;
+      }
+    },
+    async stop() {
+      await http.close();
+      await service.stop();
+    },
+  };
+}
+
+/** The read-only HTTP API over the books. Amounts are integer cents. */
+function billingApi(books: Books): FastifyInstance {
+  const http = Fastify({ logger: false });
+  http.get('/balances', async () => {
+    const trial = books.ledger.trialBalance();
+    return { ...trial, balanced: trial.totalDebits === trial.totalCredits };
+  });
+  http.get('/journal', async () => books.ledger.journal());
+  return http;
+}

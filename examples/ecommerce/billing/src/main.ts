@@ -1,0 +1,32 @@
+import { connect, redactUrl } from 'tidings';
+import { createBillingService } from './index.js';
+
+// Billing as its own process: `BROKER_URL=amqp://... PORT=3002 npx tsx billing/src/main.ts`.
+const url = process.env.BROKER_URL ?? 'memory://';
+const transport = await connect(url);
+const billing = createBillingService({
+  transport,
+  port: Number(process.env.PORT ?? 3002),
+  host: process.env.HOST ?? '127.0.0.1',
+});
+console.log(`billing: HTTP on ${await billing.start()}, broker ${redactUrl(url)}`);
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`billing: ${signal}, stopping`);
+  try {
+    await billing.stop();
+  } finally {
+    await transport.close();
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    shutdown(signal).catch((error: unknown) => {
+      console.error('billing: could not stop cleanly', error);
+      process.exitCode = 1;
+    });
+  });
+}
