@@ -1,0 +1,32 @@
+import { connect, redactUrl } from 'tidings';
+import { createOrderService } from './index.js';
+
+// Order as its own process: `BROKER_URL=amqp://... PORT=3001 npx tsx order/src/main.ts`.
+const url = process.env.BROKER_URL ?? 'memory://';
+const transport = await connect(url);
+const order = createOrderService({
+  transport,
+  port: Number(process.env.PORT ?? 3001),
+  host: process.env.HOST ?? '127.0.0.1',
+});
+console.log(`order: HTTP on ${await order.start()}, broker ${redactUrl(url)}`);
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`order: ${signal}, stopping`);
+  try {
+    await order.stop();
+  } finally {
+    await transport.close();
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    shutdown(signal).catch((error: unknown) => {
+      console.error('order: could not stop cleanly', error);
+      process.exitCode = 1;
+    });
+  });
+}
