@@ -1,0 +1,32 @@
+import { connect, redactUrl } from 'tidings';
+import { createLogisticService } from './index.js';
+
+// Logistic as its own process: `BROKER_URL=amqp://... PORT=3003 npx tsx logistic/src/main.ts`.
+const url = process.env.BROKER_URL ?? 'memory://';
+const transport = await connect(url);
+const logistic = createLogisticService({
+  transport,
+  port: Number(process.env.PORT ?? 3003),
+  host: process.env.HOST ?? '127.0.0.1',
+});
+console.log(`logistic: HTTP on ${await logistic.start()}, broker ${redactUrl(url)}`);
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`logistic: ${signal}, stopping`);
+  try {
+    await logistic.stop();
+  } finally {
+    await transport.close();
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    shutdown(signal).catch((error: unknown) => {
+      console.error('logistic: could not stop cleanly', error);
+      process.exitCode = 1;
+    });
+  });
+}
