@@ -1,0 +1,32 @@
+import { connect, redactUrl } from 'tidings';
+import { createNotificationService } from './index.js';
+
+// Notification as its own process: `BROKER_URL=amqp://... PORT=3004 npx tsx notification/src/main.ts`.
+const url = process.env.BROKER_URL ?? 'memory://';
+const transport = await connect(url);
+const notification = createNotificationService({
+  transport,
+  port: Number(process.env.PORT ?? 3004),
+  host: process.env.HOST ?? '127.0.0.1',
+});
+console.log(`notification: HTTP on ${await notification.start()}, broker ${redactUrl(url)}`);
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`notification: ${signal}, stopping`);
+  try {
+    await notification.stop();
+  } finally {
+    await transport.close();
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    shutdown(signal).catch((error: unknown) => {
+      console.error('notification: could not stop cleanly', error);
+      process.exitCode = 1;
+    });
+  });
+}
