@@ -1,0 +1,89 @@
+import type { JournalEntry } from '@ecommerce/billing';
+import { formatCents } from '@ecommerce/contracts';
+import { connect, redactUrl } from 'tidings';
+import { narrate } from './narrate.js';
+import { checkOutcome, type Outcome, plural, runScenario } from './scenario.js';
+import { startEcommerce } from './system.js';
+import { PayloadTap } from './tap.js';
+
+/**
+ * The e-commerce demo: starts Order, Billing, Logistic and Notification in this process on one
+ * broker (the embedded one unless `--broker <url>` says otherwise), plays the scenario over HTTP,
+ * prints the flow of events and the final state, and exits 0 only if the outcome is right.
+ *
+ * How the services are started (here, in-process) is separate from the scenario, which only
+ * needs their URLs: a mode that drives separately started processes only has to supply them.
+ */
+async function main(argv: readonly string[]): Promise<number> {
+  const url = option(argv, '--broker') ?? 'memory://';
+  const tap = new PayloadTap(await connect(url));
+  const system = await startEcommerce(tap);
+  const stopNarrating = narrate(system, tap, (line) => console.log(line));
+  try {
+    console.log(
+      `Four services on ${redactUrl(url)}; -> publishes, <- handles, >> HTTP call, Dr/Cr debit/credit.\n`,
+    );
+    const outcome = await runScenario(system.urls, (line) =>
+      console.log(`${'client'.padEnd(12)} ${line}`),
+    );
+    stopNarrating();
+    printOutcome(outcome);
+    const problems = checkOutcome(outcome);
+    for (const problem of problems) console.log(`WRONG: expected ${problem}`);
+    console.log(problems.length === 0 ? '\nOutcome as expected.' : '\nOutcome is WRONG.');
+    return problems.length === 0 ? 0 : 1;
+  } finally {
+    stopNarrating();
+    await system.stop();
+    await tap.close();
+  }
+}
+
+function printOutcome({ balances, journal, shipments, notifications, orders }: Outcome): void {
+  const row = (cells: string[]) =>
+    `  ${cells[0]?.padEnd(20)}${cells
+      .slice(1)
+      .map((c) => c.padStart(10))
+      .join('')}`;
+  console.log('\nGeneral ledger');
+  console.log(row(['account', 'debits', 'credits', 'balance']));
+  for (const a of balances.accounts) {
+    console.log(
+      row([a.account, formatCents(a.debits), formatCents(a.credits), formatCents(a.balance)]),
+    );
+  }
+  const verdict = balances.balanced ? 'debits = credits' : 'UNBALANCED';
+  console.log(
+    `${row(['total', formatCents(balances.totalDebits), formatCents(balances.totalCredits)])}  ${verdict}`,
+  );
+  console.log('Journal');
+  for (const entry of journal) console.log(`  ${entry.id}  ${describeEntry(entry)}`);
+  console.log('Shipments');
+  for (const s of shipments)
+    console.log(`  ${s.id}  order #${s.orderId}, ${plural(s.items, 'item')} by ${s.carrier}`);
+  console.log('Notifications');
+  for (const n of notifications) console.log(`  ${n.id}  to ${n.to.padEnd(18)} ${n.text}`);
+  console.log(`Orders: ${orders.map((o) => `#${o.id} ${o.status}`).join(', ')}`);
+}
+
+function describeEntry(entry: JournalEntry): string {
+  const postings = entry.postings.map(
+    (p) => `${p.side === 'debit' ? 'Dr' : 'Cr'} ${p.account} ${formatCents(p.cents)}`,
+  );
+  return `${entry.memo.padEnd(44)} ${postings.join(' / ')}`;
+}
+
+function option(argv: readonly string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error('The demo failed:', error);
+    process.exitCode = 1;
+  },
+);
