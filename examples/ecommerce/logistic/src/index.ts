@@ -37,7 +37,12 @@ export interface LogisticService {
 export function createLogisticService(options: LogisticServiceOptions): LogisticService {
   const logger = options.logger ?? consoleLogger('logistic');
   const warehouse = new Warehouse();
-  const service = createService({ name: 'logistic', transport: options.transport, logger });
+  const service = createService({
+    name: 'logistic',
+    transport: options.transport,
+    logger,
+    publishes: [logisticDispatched],
+  });
   service.on(orderSubmit, async (order, ctx) => {
     const shipment = warehouse.shipmentFor(order, ctx.envelope.id);
     if (shipment.announced) return;

@@ -46,7 +46,12 @@ export interface OrderService {
 export function createOrderService(options: OrderServiceOptions): OrderService {
   const logger = options.logger ?? consoleLogger('order');
   const orders = new OrderStore();
-  const service = createService({ name: 'order', transport: options.transport, logger });
+  const service = createService({
+    name: 'order',
+    transport: options.transport,
+    logger,
+    publishes: [orderSubmit, orderChargeback],
+  });
   // Throws while the order is unknown, so the message is retried rather than lost.
   service.on(logisticDispatched, (dispatched) => {
     orders.markDispatched(dispatched);
