@@ -1,3 +1,10 @@
+export {
+  type ClaimResult,
+  IDEMPOTENCY_DEFAULTS,
+  type IdempotencyOptions,
+  type IdempotencyStore,
+  MemoryIdempotencyStore,
+} from './idempotency.js';
 export { consoleLogger, type Logger, silentLogger } from './logger.js';
 export {
   DEFAULT_RETRY_POLICY,

@@ -23,6 +23,7 @@ import type {
   Topology,
   Transport,
 } from '../transports/transport.js';
+import { type ClaimResult, IDEMPOTENCY_DEFAULTS, type IdempotencyOptions } from './idempotency.js';
 import { consoleLogger, type Logger } from './logger.js';
 import {
   isRetryable,
@@ -81,6 +82,8 @@ export interface ServiceOptions {
   readonly maxMessageBytes?: number;
   /** @defaultValue warnings and errors to stderr */
   readonly logger?: Logger;
+  /** Default idempotency settings for every handler (see {@link HandlerOptions.idempotency}). */
+  readonly idempotency?: IdempotencyOptions;
   /**
    * Events this service publishes. Optional: publishing works without it. Listed events have
    * their exchanges declared by `start()`, and appear in `describe()` (AsyncAPI, topology).
@@ -151,6 +154,11 @@ export interface HandlerOptions<Ver extends number = number> {
   readonly prefetch?: number;
   /** @defaultValue the service's `concurrency`, else the handler's prefetch */
   readonly concurrency?: number;
+  /**
+   * Skip messages this handler already processed (by message id), using a store.
+   * @defaultValue the service's `idempotency`, else none
+   */
+  readonly idempotency?: IdempotencyOptions;
 }
 
 /** Options of one publish. */
@@ -222,6 +230,8 @@ export interface ServiceEvents {
   };
   /** A message was accepted by the broker. */
   published: { service: string; envelope: Envelope; routed: boolean };
+  /** A message whose id the idempotency store knew as processed was acknowledged unhandled. */
+  duplicate: { service: string; queue: string; envelope: Envelope };
 }
 
 type Listener<T> = (event: T) => void;
@@ -240,6 +250,7 @@ interface RegisteredHandler {
   readonly queue: string;
   readonly name: string;
   readonly retry: ResolvedRetryPolicy;
+  readonly idempotency: Required<IdempotencyOptions> | undefined;
   readonly prefetch: number;
   readonly concurrency: number;
   readonly fn: Handler<unknown>;
@@ -271,6 +282,7 @@ export class Service {
   private readonly logger: Logger;
   private readonly handlers: RegisteredHandler[] = [];
   private readonly publishes: readonly AnyEvent[];
+  private readonly idempotency: IdempotencyOptions | undefined;
   private readonly declaredExchanges = new Set<string>();
   private readonly declaring = new Map<string, Promise<void>>();
   private readonly listeners: { [K in keyof ServiceEvents]?: Listener<ServiceEvents[K]>[] } = {};
@@ -319,6 +331,7 @@ export class Service {
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
     this.logger = options.logger ?? consoleLogger(this.name);
     this.publishes = [...(options.publishes ?? [])];
+    this.idempotency = options.idempotency;
   }
 
   /** The events this service publishes and the handlers it runs. */
@@ -429,7 +442,12 @@ export class Service {
     tagged: boolean,
     queue: string,
     bindings: readonly { exchange: string; pattern: string }[],
-    options: { retry?: RetryPolicy; prefetch?: number; concurrency?: number },
+    options: {
+      retry?: RetryPolicy;
+      prefetch?: number;
+      concurrency?: number;
+      idempotency?: IdempotencyOptions;
+    },
     problems: string[],
   ): void {
     if (this.state !== 'idle') {
@@ -454,6 +472,10 @@ export class Service {
     }
     checkPositiveInt(problems, 'prefetch', options.prefetch);
     checkPositiveInt(problems, 'concurrency', options.concurrency);
+    const idem = options.idempotency ?? this.idempotency;
+    if (idem && typeof idem.store?.claim !== 'function') {
+      problems.push('idempotency.store must implement claim(), complete() and release()');
+    }
     let retry: ResolvedRetryPolicy | undefined;
     try {
       retry = resolveRetryPolicy(options.retry, this.retry);
@@ -465,6 +487,7 @@ export class Service {
     }
     const prefetch = options.prefetch ?? this.prefetch;
     this.handlers.push({
+      idempotency: idem && { ...IDEMPOTENCY_DEFAULTS, ...stripUndefined(idem) },
       events: new Map(subscriptions.map((s) => [`${s.event.exchange.name}.${s.event.name}`, s])),
       bindings,
       tagged,
@@ -706,8 +729,7 @@ export class Service {
       );
     }
 
-    const failedBefore = attemptsOf(message);
-    const attempt = failedBefore + 1;
+    const attempt = attemptsOf(message) + 1;
     const started = performance.now();
     const context: HandlerContext = {
       envelope,
@@ -718,41 +740,34 @@ export class Service {
       service: this.name,
       publish: (event, p, options) => this.send(event, p, options, envelope),
     };
+    const idem = h.idempotency;
+    const key = idem ? `${h.queue}:${envelope.id}` : undefined;
+    if (idem && key) {
+      let claim: ClaimResult;
+      try {
+        claim = await idem.store.claim(key, idem.leaseMs);
+      } catch (error) {
+        return this.fail(h, delivery, envelope, attempt, error);
+      }
+      if (claim === 'done') {
+        await delivery.ack();
+        this.emit('duplicate', { service: this.name, queue: h.queue, envelope });
+        return;
+      }
+      if (claim === 'busy') return delivery.retry(idem.busyRetryMs, {});
+    }
     try {
       await h.fn(
         h.tagged ? { exchange: envelope.exchange, event: envelope.event, payload } : payload,
         context,
       );
     } catch (error) {
-      if (this.abort.signal.aborted) return delivery.requeue();
-      const willRetry = attempt < h.retry.maxAttempts && isRetryable(h.retry, error);
-      this.emit('failed', {
-        service: this.name,
-        queue: h.queue,
-        envelope,
-        error,
-        attempt,
-        willRetry,
-      });
-      const now = new Date().toISOString();
-      const firstFailure = message.properties.headers[HEADERS.firstFailure] ?? now;
-      if (willRetry) {
-        return delivery.retry(retryDelay(h.retry, attempt), {
-          [HEADERS.attempts]: attempt,
-          [HEADERS.firstFailure]: firstFailure,
-          [HEADERS.lastFailure]: now,
-          [HEADERS.errorName]: errorName(error),
-          [HEADERS.errorMessage]: bounded(errorMessage(error), 1000),
-        });
-      }
-      return this.deadLetter(
-        h,
-        delivery,
-        'handler-error',
-        describeError(error),
-        attempt,
-        firstFailure,
-      );
+      if (idem && key) await idem.store.release(key).catch((e: unknown) => this.storeError(e, h));
+      return this.fail(h, delivery, envelope, attempt, error);
+    }
+    if (idem && key) {
+      // The effects happened: a failure to record them must not turn into a retry that repeats them.
+      await idem.store.complete(key, idem.ttlMs).catch((e: unknown) => this.storeError(e, h));
     }
     await delivery.ack();
     if (this.listeners.handled) {
@@ -763,6 +778,49 @@ export class Service {
         durationMs: performance.now() - started,
       });
     }
+  }
+
+  private storeError(error: unknown, h: RegisteredHandler): void {
+    this.logger.error(`the idempotency store of ${h.queue} failed`, { error });
+  }
+
+  /** A handler (or its idempotency claim) failed: retry later, or dead-letter. */
+  private fail(
+    h: RegisteredHandler,
+    delivery: Delivery,
+    envelope: Envelope,
+    attempt: number,
+    error: unknown,
+  ): Promise<void> {
+    if (this.abort.signal.aborted) return delivery.requeue();
+    const willRetry = attempt < h.retry.maxAttempts && isRetryable(h.retry, error);
+    this.emit('failed', {
+      service: this.name,
+      queue: h.queue,
+      envelope,
+      error,
+      attempt,
+      willRetry,
+    });
+    const now = new Date().toISOString();
+    const firstFailure = delivery.message.properties.headers[HEADERS.firstFailure] ?? now;
+    if (willRetry) {
+      return delivery.retry(retryDelay(h.retry, attempt), {
+        [HEADERS.attempts]: attempt,
+        [HEADERS.firstFailure]: firstFailure,
+        [HEADERS.lastFailure]: now,
+        [HEADERS.errorName]: errorName(error),
+        [HEADERS.errorMessage]: bounded(errorMessage(error), 1000),
+      });
+    }
+    return this.deadLetter(
+      h,
+      delivery,
+      'handler-error',
+      describeError(error),
+      attempt,
+      firstFailure,
+    );
   }
 
   /** Validates a wire payload of `wireVersion` and upcasts it step by step to the handler's version. */
@@ -827,6 +885,10 @@ export class Service {
 /** Creates a {@link Service}. Throws a `ConfigError` listing every problem in the options. */
 export function createService(options: ServiceOptions): Service {
   return new Service(options);
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 function checkPositiveInt(problems: string[], name: string, value: unknown, zeroOk = false): void {

@@ -1,0 +1,98 @@
+/**
+ * Idempotent consumers: a store remembers which messages a handler has processed, so a redelivered
+ * or duplicated message (at-least-once delivery makes both normal) runs the handler's effects once.
+ *
+ * The protocol, per message key (`<queue>:<message id>`):
+ * 1. `claim` before the handler runs. `claimed`: this consumer runs it. `done`: it ran before, so
+ *    the message is acknowledged without running the handler. `busy`: another consumer is running
+ *    it right now, so the message is retried later (it may still fail there).
+ * 2. `complete` after the handler returned: the key is remembered as done for `ttlMs`.
+ * 3. `release` after the handler threw: the key is forgotten, so a retry can claim it.
+ *
+ * A claim is a lease: if its holder dies without completing or releasing, the claim expires after
+ * `leaseMs` and another consumer may claim the key. Keep handlers shorter than the lease.
+ */
+export interface IdempotencyStore {
+  /** Atomically claims `key` for `leaseMs`, unless it is done or claimed by someone else. */
+  claim(key: string, leaseMs: number): Promise<ClaimResult>;
+  /** Marks `key` as processed for `ttlMs`. */
+  complete(key: string, ttlMs: number): Promise<void>;
+  /** Drops this consumer's claim on `key`, so another attempt can claim it. */
+  release(key: string): Promise<void>;
+}
+
+/** The outcome of {@link IdempotencyStore.claim}. */
+export type ClaimResult = 'claimed' | 'done' | 'busy';
+
+/** A handler's idempotency settings. */
+export interface IdempotencyOptions {
+  readonly store: IdempotencyStore;
+  /**
+   * How long a processed id is remembered, in milliseconds. Duplicates arriving later run again,
+   * so make it longer than any redelivery or replay you expect.
+   * @defaultValue 604800000 (7 days)
+   */
+  readonly ttlMs?: number;
+  /**
+   * How long a claim holds while the handler runs, in milliseconds.
+   * @defaultValue 60000
+   */
+  readonly leaseMs?: number;
+  /**
+   * Delay before a message whose id is `busy` (being handled by another consumer) is looked at
+   * again, in milliseconds.
+   * @defaultValue 1000
+   */
+  readonly busyRetryMs?: number;
+}
+
+/** Default settings of {@link IdempotencyOptions}. */
+export const IDEMPOTENCY_DEFAULTS = Object.freeze({
+  ttlMs: 7 * 24 * 3600 * 1000,
+  leaseMs: 60_000,
+  busyRetryMs: 1000,
+});
+
+interface Entry {
+  state: 'busy' | 'done';
+  expiresAt: number;
+}
+
+/**
+ * An idempotency store in this process's memory: for tests and single-process services. Expired
+ * entries are swept as new claims arrive.
+ */
+export class MemoryIdempotencyStore implements IdempotencyStore {
+  private readonly entries = new Map<string, Entry>();
+  private sweepAt = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  async claim(key: string, leaseMs: number): Promise<ClaimResult> {
+    const now = this.now();
+    this.sweep(now);
+    const entry = this.entries.get(key);
+    if (entry && entry.expiresAt > now) return entry.state === 'done' ? 'done' : 'busy';
+    this.entries.set(key, { state: 'busy', expiresAt: now + leaseMs });
+    return 'claimed';
+  }
+
+  async complete(key: string, ttlMs: number): Promise<void> {
+    this.entries.set(key, { state: 'done', expiresAt: this.now() + ttlMs });
+  }
+
+  async release(key: string): Promise<void> {
+    if (this.entries.get(key)?.state === 'busy') this.entries.delete(key);
+  }
+
+  /** Number of remembered keys, expired ones included until the next sweep. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private sweep(now: number): void {
+    if (now < this.sweepAt) return;
+    this.sweepAt = now + 1000;
+    for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key);
+  }
+}
