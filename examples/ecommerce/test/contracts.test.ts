@@ -8,7 +8,8 @@ import {
   orderSubmit,
   orderTotalCents,
 } from '@ecommerce/contracts';
-import { describe, expect, it } from 'vitest';
+import type { Payload, PayloadInput } from 'tidings';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 
 describe('the e-commerce contracts', () => {
   it('keeps the routing keys the seed used (they are public, lasting names)', () => {
@@ -48,6 +49,15 @@ describe('the e-commerce contracts', () => {
     expect(Chargeback.safeParse({ orderId: 1, amount: 1, reason: ' ' }).success).toBe(false);
     const dispatched = { orderId: 1, shipmentId: 'S-1', carrier: 'courier' };
     expect(Dispatched.safeParse(dispatched).success).toBe(false);
+  });
+
+  it('gives handlers and publishers the types inferred from the schemas', () => {
+    // Checked by `tsc -p examples/ecommerce`; at run time these are no-ops.
+    expectTypeOf<Payload<typeof orderSubmit>>().toEqualTypeOf<Order>();
+    expectTypeOf<Payload<typeof logisticDispatched>>().toEqualTypeOf<Dispatched>();
+    expectTypeOf<{ id: 1; lines: [{ id: 1; quantity: '2'; price: 1 }] }>().not.toExtend<
+      PayloadInput<typeof orderSubmit>
+    >();
   });
 
   it('formats cents', () => {
