@@ -77,6 +77,8 @@ export function narrate(
 
 /** The order an event is about, and a short account of what it says. */
 function summarise(envelope: Envelope, payload: unknown): { orderId: number; text: string } {
+  // A message published by another process never went through this process's tap.
+  if (payload === undefined) return { orderId: 0, text: '(payload not seen here)' };
   switch (`${envelope.exchange}.${envelope.event}`) {
     case 'order.submit': {
       const o = Order.parse(payload);

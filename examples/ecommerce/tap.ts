@@ -12,6 +12,7 @@ import type {
  * A transport that forwards everything to another one and keeps the payload of every message
  * published through it, by message id. The demo uses it to print what each event says: the
  * services' `published` and `handled` notifications carry the envelope, not the payload.
+ * It keeps every payload for its whole life: fine for a demo or a test, not for production.
  */
 export class PayloadTap implements Transport {
   readonly kind: string;
