@@ -8,6 +8,10 @@ import type { Transport } from './transport.js';
  *
  * - `memory://` or `memory://<name>`: the in-process broker of that name (default `default`),
  *   shared by every service of the process that uses the same URL.
+ * - `amqp://user:password@host:5672/vhost` or `amqps://…`: RabbitMQ, through `tidings/amqp`
+ *   (amqplib must be installed; it is loaded only then). Query parameters `heartbeat`,
+ *   `frame_max` and `connection_name` are honoured; other options need `amqpTransport(options)`.
+ *   Nothing connects until the transport is first used.
  */
 export async function connect(url: string): Promise<Transport> {
   let parsed: URL;
@@ -19,9 +23,27 @@ export async function connect(url: string): Promise<Transport> {
   switch (parsed.protocol) {
     case 'memory:':
       return sharedMemoryBroker(parsed.hostname || 'default').transport();
+    case 'amqp:':
+    case 'amqps:': {
+      let amqp: typeof import('./amqp/index.js');
+      try {
+        amqp = await import('./amqp/index.js');
+      } catch (error) {
+        if (String((error as Error)?.message).includes('amqplib')) {
+          throw new ConfigError(
+            [`${parsed.protocol}// URLs need the amqplib package: npm install amqplib`],
+            'broker URL',
+          );
+        }
+        throw error;
+      }
+      return amqp.amqpTransport(url);
+    }
     default:
       throw new ConfigError(
-        [`unsupported scheme "${parsed.protocol}" in ${redactUrl(url)} (expected memory:)`],
+        [
+          `unsupported scheme "${parsed.protocol}" in ${redactUrl(url)} (expected memory:, amqp: or amqps:)`,
+        ],
         'broker URL',
       );
   }

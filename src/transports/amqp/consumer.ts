@@ -1,0 +1,400 @@
+import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
+import { HEADERS, type HeaderValue, type IncomingMessage } from '../../envelope/envelope.js';
+import { PublishRejectedError, StateError } from '../../errors.js';
+import {
+  type Consumer,
+  type Delivery,
+  deadLetterQueueName,
+  type PublishOutcome,
+} from '../transport.js';
+import type { ManagedConnection } from './connection.js';
+import type { AmqpTransportEvents, TypedEvents } from './events.js';
+import type { ResolvedAmqpOptions } from './options.js';
+import { AbandonedPublishError, type PublishRequest } from './publisher.js';
+import { retryLevel, retryQueueName } from './topology.js';
+
+/** What a consumer needs from its transport. */
+export interface ConsumerHost {
+  readonly options: ResolvedAmqpOptions;
+  readonly events: TypedEvents<AmqpTransportEvents>;
+  readonly connection: ManagedConnection;
+  /** True once the transport is closing: nothing resumes any more. */
+  readonly closing: boolean;
+  publish(request: PublishRequest): Promise<PublishOutcome>;
+  /** Declares `<queue>.retry.<level>` unless known to exist (`force` declares anyway). */
+  ensureRetryQueue(queue: string, level: number, force: boolean): Promise<void>;
+  /** Declares `<queue>.dlq` when `force` (it is declared with its work queue otherwise). */
+  ensureDeadLetterQueue(queue: string, force: boolean): Promise<void>;
+  /** Whether this transport declared `queue`, so it may re-declare it. */
+  knows(queue: string): boolean;
+  /** Re-declares `queue` with its dead-letter queue and bindings. */
+  redeclare(queue: string): Promise<void>;
+  reportError(error: unknown, during: string): void;
+  forget(consumer: AmqpConsumer): void;
+}
+
+/** One consumer channel. Deliveries keep the handle they came on: once closed they cannot be settled. */
+class ChannelHandle {
+  open = true;
+  unsettled = 0;
+  constructor(readonly channel: Channel) {}
+}
+
+/**
+ * A consumer on its own channel with per-consumer prefetch and manual acks. It comes back by
+ * itself after a reconnection, a channel error, or a cancellation by the broker (for a queue the
+ * transport declared, which it re-declares first); each time it emits an event.
+ */
+export class AmqpConsumer implements Consumer {
+  private handle: ChannelHandle | undefined;
+  private tag: string | undefined;
+  private cancelled = false;
+  private resuming = false;
+
+  constructor(
+    readonly host: ConsumerHost,
+    readonly queue: string,
+    private readonly prefetch: number,
+    private readonly onDelivery: (delivery: Delivery) => void,
+  ) {}
+
+  /** Opens a channel on `connection` and starts consuming; rejects when the broker refuses. */
+  async start(connection: ChannelModel): Promise<void> {
+    const channel = await connection.createChannel();
+    const handle = new ChannelHandle(channel);
+    let closeError: Error | undefined;
+    channel.on('error', (error: Error) => {
+      closeError = error;
+    });
+    channel.on('close', () => this.channelClosed(handle, closeError));
+    await channel.prefetch(this.prefetch, false);
+    await this.subscribe(handle);
+  }
+
+  private async subscribe(handle: ChannelHandle): Promise<void> {
+    const ok = await handle.channel.consume(
+      this.queue,
+      (message) => {
+        if (message) this.deliver(handle, message);
+        else this.cancelledByBroker(handle);
+      },
+      { noAck: false },
+    );
+    this.handle = handle;
+    this.tag = ok.consumerTag;
+    if (this.cancelled) await this.cancelOnBroker(handle, ok.consumerTag);
+  }
+
+  /** Stops deliveries (basic.cancel). Deliveries already handed out can still be settled. */
+  async cancel(): Promise<void> {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.host.forget(this);
+    const handle = this.handle;
+    if (handle && this.tag) await this.cancelOnBroker(handle, this.tag);
+    if (handle && handle.unsettled === 0) await closeQuietly(handle);
+  }
+
+  private async cancelOnBroker(handle: ChannelHandle, tag: string): Promise<void> {
+    this.tag = undefined;
+    if (!handle.open) return;
+    try {
+      await handle.channel.cancel(tag);
+    } catch {
+      // The channel or connection went away: the broker sends nothing more either way.
+    }
+  }
+
+  /** The consume connection was lost: deliveries on it can no longer be settled. */
+  detach(): void {
+    if (this.handle) this.handle.open = false;
+    this.handle = undefined;
+    this.tag = undefined;
+  }
+
+  /**
+   * Consumes again, retrying with backoff until it works, the consumer is cancelled, the transport
+   * closes, or the connection is lost (the next connection resumes it).
+   */
+  async resume(after: 'reconnection' | 'cancellation' | 'channel-error'): Promise<void> {
+    if (this.resuming) return;
+    this.resuming = true;
+    let attempt = 0;
+    try {
+      while (!this.cancelled && !this.host.closing) {
+        const connection = this.host.connection.current;
+        if (!connection) return;
+        try {
+          if ((after === 'cancellation' || attempt > 0) && this.host.knows(this.queue)) {
+            await this.host.redeclare(this.queue);
+          }
+          if (this.handle?.open && !this.tag) await this.subscribe(this.handle);
+          else if (!this.handle?.open) await this.start(connection);
+          this.host.options.logger.info(`consuming ${this.queue} again after a ${after}`);
+          this.host.events.emit('consumer-resumed', { queue: this.queue, after });
+          return;
+        } catch (error) {
+          attempt++;
+          if (attempt === 1 || attempt % 10 === 0) {
+            this.host.reportError(
+              error,
+              `resuming the consumer of ${this.queue} (attempt ${attempt})`,
+            );
+          }
+          const { initialDelayMs, maxDelayMs } = this.host.options.reconnect;
+          const ceiling = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(attempt, 20));
+          await sleep(ceiling / 2 + Math.random() * (ceiling / 2));
+        }
+      }
+    } finally {
+      this.resuming = false;
+    }
+  }
+
+  /** Closes the channel at transport close; unsettled deliveries return to the queue. */
+  async shutdown(): Promise<void> {
+    this.cancelled = true;
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle) await closeQuietly(handle);
+  }
+
+  private deliver(handle: ChannelHandle, raw: ConsumeMessage): void {
+    handle.unsettled++;
+    const delivery = new AmqpDelivery(this, handle, raw);
+    try {
+      this.onDelivery(delivery);
+    } catch (error) {
+      // A throwing callback must not take the connection down (amqplib would); the message goes
+      // back to the queue, as the memory transport does.
+      this.host.reportError(error, `delivering a message of ${this.queue}`);
+      if (!delivery.settled) delivery.requeue().catch(() => {});
+    }
+  }
+
+  /** Called by a delivery once settled on the broker (or found unsettleable). */
+  settledOn(handle: ChannelHandle): void {
+    handle.unsettled--;
+    if (this.cancelled && handle.unsettled === 0) {
+      if (this.handle === handle) this.handle = undefined;
+      void closeQuietly(handle);
+    }
+  }
+
+  private cancelledByBroker(handle: ChannelHandle): void {
+    if (this.handle !== handle) return;
+    this.tag = undefined;
+    if (this.cancelled) return;
+    const resuming = !this.host.closing && this.host.knows(this.queue);
+    const what = `RabbitMQ cancelled the consumer of ${this.queue} (was the queue deleted?)`;
+    if (resuming) this.host.options.logger.warn(`${what}; re-declaring it and consuming again`);
+    else {
+      this.host.options.logger.error(
+        `${what}; this transport did not declare the queue, so it does not resume: nothing consumes it now`,
+      );
+    }
+    this.host.events.emit('consumer-cancelled', { queue: this.queue, resuming });
+    if (resuming) void this.resume('cancellation');
+  }
+
+  private channelClosed(handle: ChannelHandle, error: Error | undefined): void {
+    handle.open = false;
+    if (this.handle !== handle) return;
+    this.handle = undefined;
+    this.tag = undefined;
+    // Without an error the whole connection went; its next incarnation resumes every consumer.
+    if (!error || this.cancelled || this.host.closing) return;
+    this.host.reportError(error, `consuming ${this.queue} (the broker closed the channel)`);
+    setTimeout(() => void this.resume('channel-error'), 50).unref();
+  }
+}
+
+/**
+ * A message delivered by RabbitMQ. Settling sends ack/nack on the channel it came on; when that
+ * channel is gone (connection lost), settling resolves quietly: RabbitMQ already returned the
+ * message to its queue and delivers it again, with `redelivered` set.
+ */
+export class AmqpDelivery implements Delivery {
+  readonly message: IncomingMessage;
+  private state: 'unsettled' | 'settling' | 'settled' = 'unsettled';
+
+  constructor(
+    private readonly consumer: AmqpConsumer,
+    private readonly handle: ChannelHandle,
+    private readonly raw: ConsumeMessage,
+  ) {
+    this.message = toIncoming(raw);
+  }
+
+  get queue(): string {
+    return this.consumer.queue;
+  }
+
+  /** True once a settle method has been called. */
+  get settled(): boolean {
+    return this.state !== 'unsettled';
+  }
+
+  async ack(): Promise<void> {
+    this.begin();
+    this.onChannel((channel) => channel.ack(this.raw));
+  }
+
+  async requeue(): Promise<void> {
+    this.begin();
+    this.onChannel((channel) => channel.nack(this.raw, false, true));
+  }
+
+  async retry(delayMs: number, headers: Record<string, HeaderValue>): Promise<void> {
+    this.begin();
+    const queue = this.consumer.queue;
+    const merged: Record<string, HeaderValue> = { ...this.raw.properties.headers, ...headers };
+    // Keep where the message was first published: after the retry queue it comes back through the
+    // default exchange, and the runtime records the original exchange and key when dead-lettering.
+    if (this.message.exchange !== '') {
+      merged[HEADERS.originalExchange] ??= this.message.exchange;
+      merged[HEADERS.originalRoutingKey] ??= this.message.routingKey;
+    }
+    const level = retryLevel(merged[HEADERS.attempts]);
+    const options = copyOptions(this.raw, merged);
+    options.expiration = String(Math.max(0, Math.round(delayMs)));
+    await this.park(retryQueueName(queue, level), options, (force) =>
+      this.consumer.host.ensureRetryQueue(queue, level, force),
+    );
+  }
+
+  async deadLetter(headers: Record<string, HeaderValue>): Promise<void> {
+    this.begin();
+    const queue = this.consumer.queue;
+    const merged: Record<string, HeaderValue> = { ...this.raw.properties.headers, ...headers };
+    await this.park(deadLetterQueueName(queue), copyOptions(this.raw, merged), (force) =>
+      this.consumer.host.ensureDeadLetterQueue(queue, force),
+    );
+  }
+
+  /**
+   * Stores a copy in `target` through the default exchange (so it reaches that queue only), waits
+   * for the broker's confirm, then acks the original. A missing target is declared and the copy
+   * sent once more. If the copy cannot be stored the original is requeued and the error thrown.
+   */
+  private async park(
+    target: string,
+    options: Options.Publish,
+    ensure: (force: boolean) => Promise<void>,
+  ): Promise<void> {
+    try {
+      for (let attempt = 0; ; attempt++) {
+        await ensure(attempt > 0);
+        const outcome = await this.consumer.host.publish({
+          exchange: '',
+          routingKey: target,
+          body: this.raw.content,
+          options,
+          stillWanted: () => this.handle.open,
+        });
+        if (outcome.routed) break;
+        if (attempt > 0) {
+          throw new PublishRejectedError(
+            target,
+            `queue "${target}" does not exist and could not be declared`,
+          );
+        }
+      }
+    } catch (error) {
+      if (error instanceof AbandonedPublishError) {
+        this.finish();
+        return;
+      }
+      this.onChannel((channel) => channel.nack(this.raw, false, true));
+      throw error;
+    }
+    this.onChannel((channel) => channel.ack(this.raw));
+  }
+
+  private begin(): void {
+    if (this.state !== 'unsettled') {
+      throw new StateError(`A delivery from ${this.consumer.queue} was settled twice`);
+    }
+    this.state = 'settling';
+  }
+
+  private onChannel(action: (channel: Channel) => void): void {
+    if (this.handle.open) {
+      try {
+        action(this.handle.channel);
+      } catch {
+        // Closed between the check and the call: the broker requeues the message by itself.
+      }
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.state === 'settled') return;
+    this.state = 'settled';
+    this.consumer.settledOn(this.handle);
+  }
+}
+
+/** Publish options that copy a delivered message: every property, persistent, merged headers. */
+function copyOptions(raw: ConsumeMessage, headers: Record<string, HeaderValue>): Options.Publish {
+  const p = raw.properties;
+  const o: Options.Publish = { persistent: true, mandatory: true, headers };
+  // `expiration` is left out on purpose (the copy would expire in the dead-letter queue), and
+  // `userId` too (RabbitMQ refuses a user id other than the connection's).
+  if (p.contentType !== undefined) o.contentType = p.contentType;
+  if (p.contentEncoding !== undefined) o.contentEncoding = p.contentEncoding;
+  if (p.priority !== undefined) o.priority = p.priority;
+  if (p.correlationId !== undefined) o.correlationId = p.correlationId;
+  if (p.replyTo !== undefined) o.replyTo = p.replyTo;
+  if (p.messageId !== undefined) o.messageId = p.messageId;
+  if (p.timestamp !== undefined) o.timestamp = p.timestamp;
+  if (p.type !== undefined) o.type = p.type;
+  if (p.appId !== undefined) o.appId = p.appId;
+  return o;
+}
+
+/**
+ * The delivered message as the runtime sees it. A message back from a retry queue arrives
+ * through the default exchange; its original exchange and routing key come from its headers.
+ */
+function toIncoming(raw: ConsumeMessage): IncomingMessage {
+  const p = raw.properties;
+  const headers = (p.headers ?? {}) as Record<string, HeaderValue>;
+  let exchange = raw.fields.exchange;
+  let routingKey = raw.fields.routingKey;
+  if (exchange === '') {
+    const ox = headers[HEADERS.originalExchange];
+    const ork = headers[HEADERS.originalRoutingKey];
+    if (typeof ox === 'string' && typeof ork === 'string') {
+      exchange = ox;
+      routingKey = ork;
+    }
+  }
+  return {
+    exchange,
+    routingKey,
+    body: raw.content,
+    redelivered: raw.fields.redelivered,
+    properties: {
+      messageId: p.messageId as string | undefined,
+      correlationId: p.correlationId as string | undefined,
+      type: p.type as string | undefined,
+      appId: p.appId as string | undefined,
+      timestamp: p.timestamp as number | undefined,
+      contentType: p.contentType as string | undefined,
+      contentEncoding: p.contentEncoding as string | undefined,
+      headers,
+    },
+  };
+}
+
+async function closeQuietly(handle: ChannelHandle): Promise<void> {
+  if (!handle.open) return;
+  handle.open = false;
+  await handle.channel.close().catch(() => {});
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,380 @@
+import type { Channel, ChannelModel, Options } from 'amqplib';
+import type { OutgoingMessage } from '../../envelope/envelope.js';
+import { StateError } from '../../errors.js';
+import type {
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  PublishOutcome,
+  QueueSpec,
+  Topology,
+  Transport,
+} from '../transport.js';
+import type { QueueArgumentOptions } from './args.js';
+import { ManagedConnection, sanitizeError } from './connection.js';
+import { AmqpConsumer, type ConsumerHost } from './consumer.js';
+import { type AmqpTransportEvents, TypedEvents, type Unsubscribe } from './events.js';
+import {
+  type AmqpTransportOptions,
+  type ResolvedAmqpOptions,
+  resolveAmqpOptions,
+} from './options.js';
+import { Publisher, type PublishRequest } from './publisher.js';
+import {
+  applyDeclarations,
+  brokerError,
+  type Declaration,
+  deadLetterQueueDeclaration,
+  planTopology,
+  queuesOf,
+  replyCodeOf,
+  retryQueueDeclaration,
+} from './topology.js';
+
+/**
+ * The RabbitMQ transport, on amqplib. Create it with {@link amqpTransport}.
+ *
+ * - **Connections.** Two, opened lazily (or by {@link AmqpTransport.connect}): one publishes and
+ *   declares, one consumes, so a broker that blocks publishers cannot stop acknowledgements.
+ *   TCP no-delay is on. A lost connection is re-opened with exponential backoff and jitter,
+ *   forever, until `close()`.
+ * - **Topology.** Durable topic exchanges; per queue a durable work queue, `<queue>.dlq`, and
+ *   `<queue>.retry.<n>` delay queues declared on first use (see docs/rabbitmq.md). Everything
+ *   declared is declared again after a reconnection. A queue or exchange that exists with other
+ *   arguments fails with `TopologyConflictError`, on a channel of its own.
+ * - **Publishing.** One confirm channel; persistent, `mandatory` messages, many in flight;
+ *   backpressure from the socket is honoured. Unconfirmed messages are sent again after a
+ *   reconnection (at-least-once); publishes made while disconnected wait in a bounded buffer.
+ * - **Consuming.** A channel per consumer with its prefetch, manual acks. Consumers resume after
+ *   a reconnection or a cancellation by the broker, and say so through {@link AmqpTransport.on}.
+ */
+export class AmqpTransport implements Transport {
+  readonly kind = 'amqp';
+  /** The options in force, defaults applied. */
+  readonly options: ResolvedAmqpOptions;
+  private readonly events: TypedEvents<AmqpTransportEvents>;
+  private readonly publishConnection: ManagedConnection;
+  private readonly consumeConnection: ManagedConnection;
+  private readonly publisher: Publisher;
+  private readonly consumers = new Set<AmqpConsumer>();
+  private readonly host: ConsumerHost;
+  /** Everything declared through this transport, to declare again after a reconnection. */
+  private readonly knownExchanges = new Set<string>();
+  private readonly knownQueues = new Map<string, Map<string, QueueSpec['bindings'][number]>>();
+  private readonly retryLevels = new Map<string, Set<number>>();
+  private readonly declaringRetry = new Map<string, Promise<void>>();
+  private closing: Promise<void> | undefined;
+
+  constructor(options?: string | AmqpTransportOptions) {
+    this.options = resolveAmqpOptions(options);
+    this.events = new TypedEvents(this.options.logger);
+    this.publishConnection = new ManagedConnection('publish', this.options, this.events, {
+      onOpen: (connection, reconnected) => this.publishConnectionOpened(connection, reconnected),
+      onLost: () => this.publisher.detach(),
+      onGiveUp: (error) => this.publisher.failAll(error),
+    });
+    this.consumeConnection = new ManagedConnection('consume', this.options, this.events, {
+      onOpen: async (_connection, reconnected) => {
+        if (!reconnected) return;
+        await Promise.all([...this.consumers].map((c) => c.resume('reconnection')));
+      },
+      onLost: () => {
+        for (const c of this.consumers) c.detach();
+      },
+      onGiveUp: () => {},
+    });
+    this.publisher = new Publisher(this.publishConnection, this.options, (error, during) =>
+      this.reportError(error, during),
+    );
+    const self = this;
+    this.host = {
+      options: this.options,
+      events: this.events,
+      connection: this.consumeConnection,
+      get closing() {
+        return self.closing !== undefined;
+      },
+      publish: (request) => this.publisher.publish(request),
+      ensureRetryQueue: (queue, level, force) => this.ensureRetryQueue(queue, level, force),
+      ensureDeadLetterQueue: async (queue, force) => {
+        if (force) await this.run([deadLetterQueueDeclaration(queue, this.argumentOptions)]);
+      },
+      knows: (queue) => this.knownQueues.has(queue),
+      redeclare: (queue) => this.run(this.plan([queue])),
+      reportError: (error, during) => this.reportError(error, during),
+      forget: (consumer) => this.consumers.delete(consumer),
+    };
+  }
+
+  /** The broker URL with the password replaced by `***`. */
+  get url(): string {
+    return this.options.displayUrl;
+  }
+
+  /**
+   * Listens to a lifecycle event (`connected`, `disconnected`, `reconnecting`, `blocked`,
+   * `unblocked`, `topology-declared`, `consumer-cancelled`, `consumer-resumed`, `error`). Returns a
+   * function that removes the listener.
+   */
+  on<K extends keyof AmqpTransportEvents>(
+    name: K,
+    listener: (event: AmqpTransportEvents[K]) => void,
+  ): Unsubscribe {
+    return this.events.on(name, listener);
+  }
+
+  /**
+   * Opens the publish connection now instead of on first use. Rejects with `ConnectionError` (no
+   * password in it) when the broker cannot be reached within `connectTimeoutMs` or refuses the
+   * credentials.
+   */
+  async connect(): Promise<void> {
+    this.assertOpen();
+    await this.publishConnection.get();
+  }
+
+  async declare(topology: Topology): Promise<void> {
+    this.assertOpen();
+    const retryLevels = (queue: string) => this.retryLevels.get(queue) ?? [];
+    await this.run(planTopology(topology, this.argumentOptions, retryLevels));
+    for (const name of topology.exchanges) this.knownExchanges.add(name);
+    for (const q of topology.queues) {
+      let bindings = this.knownQueues.get(q.name);
+      if (!bindings) {
+        bindings = new Map();
+        this.knownQueues.set(q.name, bindings);
+      }
+      for (const b of q.bindings) {
+        this.knownExchanges.add(b.exchange);
+        bindings.set(`${b.exchange}\u0000${b.pattern}`, b);
+      }
+    }
+    this.events.emit('topology-declared', {
+      exchanges: [
+        ...new Set([
+          ...topology.exchanges,
+          ...topology.queues.flatMap((q) => q.bindings.map((b) => b.exchange)),
+        ]),
+      ],
+      queues: topology.queues.map((q) => q.name),
+      restored: false,
+    });
+  }
+
+  publish(message: OutgoingMessage): Promise<PublishOutcome> {
+    if (this.closing) {
+      return Promise.reject(new StateError('The RabbitMQ transport is closed; it cannot publish'));
+    }
+    return this.publisher.publish(toRequest(message));
+  }
+
+  async consume(
+    queue: string,
+    options: ConsumeOptions,
+    onDelivery: (delivery: Delivery) => void,
+  ): Promise<Consumer> {
+    this.assertOpen();
+    const prefetch = Math.min(65_535, Math.max(1, Math.floor(options.prefetch)));
+    const consumer = new AmqpConsumer(this.host, queue, prefetch, onDelivery);
+    const deadline = Date.now() + this.options.connectTimeoutMs;
+    for (;;) {
+      const connection = await this.consumeConnection.get();
+      try {
+        await consumer.start(connection);
+        break;
+      } catch (error) {
+        if (replyCodeOf(error) === 404) {
+          throw new StateError(
+            `Cannot consume: queue "${queue}" does not exist (declare it first)`,
+          );
+        }
+        if (this.closing) throw new StateError('The RabbitMQ transport is closed');
+        if (replyCodeOf(error) !== undefined || Date.now() > deadline) {
+          throw brokerError(
+            `consume queue "${queue}"`,
+            sanitizeError(error, this.options.password),
+          );
+        }
+        // The connection went away while starting: try again on the next one.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  async deleteTopology(topology: Topology, options?: { exchanges?: boolean }): Promise<void> {
+    this.assertOpen();
+    const names = new Set(topology.queues.map((q) => q.name));
+    // Cancel our own consumers first, so the deletion is not mistaken for an accident to repair.
+    await Promise.all([...this.consumers].filter((c) => names.has(c.queue)).map((c) => c.cancel()));
+    for (const name of names) {
+      this.knownQueues.delete(name);
+      this.retryLevels.delete(name);
+    }
+    if (options?.exchanges) for (const name of topology.exchanges) this.knownExchanges.delete(name);
+    await this.withChannel(async (channel) => {
+      for (const name of names) {
+        for (const q of queuesOf(name)) {
+          await channel.deleteQueue(q).catch((error: unknown) => {
+            throw brokerError(`delete queue "${q}"`, error);
+          });
+        }
+      }
+      if (options?.exchanges) {
+        for (const name of topology.exchanges) {
+          await channel.deleteExchange(name).catch((error: unknown) => {
+            throw brokerError(`delete exchange "${name}"`, error);
+          });
+        }
+      }
+    });
+  }
+
+  /**
+   * Cancels every consumer, waits until every publish is confirmed (or has failed or timed out,
+   * so at most `publishTimeoutMs`), then closes the channels and both connections. Deliveries not
+   * settled by then return to their queues. Idempotent: later calls return the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const consumers = [...this.consumers];
+    await Promise.all(consumers.map((c) => c.cancel()));
+    // Retry and dead-letter copies are publishes too: once confirmed their originals are acked
+    // on still-open channels, so nothing is delivered twice for a clean shutdown.
+    await this.publisher.close();
+    await Promise.all(consumers.map((c) => c.shutdown()));
+    await Promise.all([this.publishConnection.close(), this.consumeConnection.close()]);
+  }
+
+  private get argumentOptions(): QueueArgumentOptions {
+    return { queueType: this.options.queueType, deliveryLimit: this.options.deliveryLimit };
+  }
+
+  /** Declarations for known queues (with the retry levels seen so far) and their exchanges. */
+  private plan(queues: Iterable<string>): Declaration[] {
+    const specs: QueueSpec[] = [];
+    for (const name of queues) {
+      const bindings = this.knownQueues.get(name);
+      if (bindings) specs.push({ name, bindings: [...bindings.values()] });
+    }
+    return planTopology(
+      { exchanges: [], queues: specs },
+      this.argumentOptions,
+      (q) => this.retryLevels.get(q) ?? [],
+    );
+  }
+
+  private ensureRetryQueue(queue: string, level: number, force: boolean): Promise<void> {
+    const levels = this.retryLevels.get(queue);
+    if (!force && levels?.has(level)) return Promise.resolve();
+    const key = `${queue}\u0000${level}`;
+    let pending = this.declaringRetry.get(key);
+    if (!pending) {
+      pending = this.run([retryQueueDeclaration(queue, level, this.argumentOptions)])
+        .then(() => {
+          let set = this.retryLevels.get(queue);
+          if (!set) {
+            set = new Set();
+            this.retryLevels.set(queue, set);
+          }
+          set.add(level);
+        })
+        .finally(() => this.declaringRetry.delete(key));
+      this.declaringRetry.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** Sends declarations on a channel of their own, so a refusal closes nothing else. */
+  private run(declarations: readonly Declaration[]): Promise<void> {
+    if (declarations.length === 0) return Promise.resolve();
+    return this.withChannel((channel) => applyDeclarations(channel, declarations));
+  }
+
+  private async withChannel<T>(fn: (channel: Channel) => Promise<T>): Promise<T> {
+    const connection = await this.publishConnection.get();
+    const channel = await connection.createChannel();
+    let failed = false;
+    channel.on('error', () => {
+      failed = true;
+    });
+    try {
+      return await fn(channel);
+    } finally {
+      if (!failed) await channel.close().catch(() => {});
+    }
+  }
+
+  private async publishConnectionOpened(
+    connection: ChannelModel,
+    reconnected: boolean,
+  ): Promise<void> {
+    if (reconnected && (this.knownExchanges.size > 0 || this.knownQueues.size > 0)) {
+      // The broker may have lost non-durable state, or be a new node: declare everything again
+      // before sending what waited, so no publish hits a missing exchange.
+      try {
+        const exchanges = planTopology(
+          { exchanges: [...this.knownExchanges], queues: [] },
+          this.argumentOptions,
+        );
+        await this.run([...exchanges, ...this.plan(this.knownQueues.keys())]);
+        this.events.emit('topology-declared', {
+          exchanges: [...this.knownExchanges],
+          queues: [...this.knownQueues.keys()],
+          restored: true,
+        });
+      } catch (error) {
+        this.reportError(error, 're-declaring the topology after a reconnection');
+      }
+    }
+    await this.publisher.attach(connection);
+  }
+
+  private reportError(error: unknown, during: string): void {
+    const safe = sanitizeError(error, this.options.password);
+    this.options.logger.error(`failed ${during}: ${safe.message}`);
+    this.events.emit('error', { error: safe, during });
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new StateError('The RabbitMQ transport is closed');
+  }
+}
+
+/** amqplib publish arguments for a message: persistent, mandatory, envelope properties kept. */
+function toRequest(message: OutgoingMessage): PublishRequest {
+  const p = message.properties;
+  const options: Options.Publish = { persistent: true, mandatory: true, headers: p.headers };
+  if (p.messageId !== undefined) options.messageId = p.messageId;
+  if (p.correlationId !== undefined) options.correlationId = p.correlationId;
+  if (p.type !== undefined) options.type = p.type;
+  if (p.appId !== undefined) options.appId = p.appId;
+  if (p.timestamp !== undefined) options.timestamp = p.timestamp;
+  if (p.contentType !== undefined) options.contentType = p.contentType;
+  if (p.contentEncoding !== undefined) options.contentEncoding = p.contentEncoding;
+  return {
+    exchange: message.exchange,
+    routingKey: message.routingKey,
+    body: message.body,
+    options,
+  };
+}
+
+/**
+ * A RabbitMQ transport from a URL (`amqp://user:pass@host:5672/vhost`, `amqps://…`) or options.
+ * Nothing connects until first use or {@link AmqpTransport.connect}. Throws `ConfigError` listing
+ * every problem in the options.
+ *
+ * ```ts
+ * const transport = amqpTransport({ url: process.env.BROKER_URL, connectionName: 'billing' });
+ * transport.on('disconnected', (e) => log.warn('RabbitMQ lost', e));
+ * ```
+ */
+export function amqpTransport(options?: string | AmqpTransportOptions): AmqpTransport {
+  return new AmqpTransport(options);
+}
