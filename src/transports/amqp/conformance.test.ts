@@ -1,0 +1,15 @@
+import { silentLogger } from '../../runtime/logger.js';
+import { brokerReachable } from '../../testing/broker.js';
+import { describeTransportConformance } from '../../testing/conformance.js';
+import { amqpTransport } from './index.js';
+
+const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const { hostname, port } = new URL(url);
+
+if (await brokerReachable(hostname, Number(port || 5672), 'RabbitMQ')) {
+  describeTransportConformance('amqp', {
+    create: () =>
+      amqpTransport({ url, connectionName: 'tidings conformance', logger: silentLogger }),
+    features: { durable: true, multiProcess: true },
+  });
+}
