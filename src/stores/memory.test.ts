@@ -1,0 +1,9 @@
+import { MemoryIdempotencyStore } from '../runtime/idempotency.js';
+import { describeIdempotencyStoreConformance } from './conformance.js';
+
+// The in-process store shares its data only within one instance, so every consumer gets the same.
+const store = new MemoryIdempotencyStore();
+describeIdempotencyStoreConformance('memory', {
+  create: () => store,
+  features: { tokenRelease: false },
+});
