@@ -4,7 +4,6 @@ import { connect, redactUrl } from 'tidings';
 import { narrate } from './narrate.js';
 import { checkOutcome, type Outcome, plural, runScenario } from './scenario.js';
 import { startEcommerce } from './system.js';
-import { PayloadTap } from './tap.js';
 
 /**
  * The e-commerce demo: starts Order, Billing, Logistic and Notification in this process on one
@@ -16,9 +15,9 @@ import { PayloadTap } from './tap.js';
  */
 async function main(argv: readonly string[]): Promise<number> {
   const url = option(argv, '--broker') ?? 'memory://';
-  const tap = new PayloadTap(await connect(url));
-  const system = await startEcommerce(tap);
-  const stopNarrating = narrate(system, tap, (line) => console.log(line));
+  const transport = await connect(url);
+  const system = await startEcommerce(transport);
+  const stopNarrating = narrate(system, (line) => console.log(line));
   try {
     console.log(
       `Four services on ${redactUrl(url)}; -> publishes, <- handles, >> HTTP call, Dr/Cr debit/credit.\n`,
@@ -35,7 +34,7 @@ async function main(argv: readonly string[]): Promise<number> {
   } finally {
     stopNarrating();
     await system.stop();
-    await tap.close();
+    await transport.close();
   }
 }
 

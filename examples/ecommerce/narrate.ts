@@ -9,7 +9,6 @@ import {
 import type { Envelope, Service } from 'tidings';
 import { plural } from './scenario.js';
 import type { Ecommerce } from './system.js';
-import type { PayloadTap } from './tap.js';
 
 /** Width of the service column: the longest name, `notification`. */
 const WHO = 12;
@@ -26,11 +25,7 @@ export function flowLine(who: string, arrow: string, what: string, details: stri
  * (`<-`), with what the message says and what the handler did, read back from the service's
  * domain. Failures and dead letters are printed too. Returns a function that stops printing.
  */
-export function narrate(
-  system: Ecommerce,
-  tap: PayloadTap,
-  print: (line: string) => void,
-): () => void {
+export function narrate(system: Ecommerce, print: (line: string) => void): () => void {
   const outcome: Record<string, (envelope: Envelope, orderId: number) => string> = {
     order: (_, orderId) => `order #${orderId} is now ${system.order.orders.get(orderId)?.status}`,
     billing: (envelope) => describeEntry(system, envelope.id),
@@ -50,12 +45,12 @@ export function narrate(
     system.notification.service,
   ];
   const stops = services.flatMap((service) => [
-    service.observe('published', ({ envelope }) => {
-      const { text } = summarise(envelope, tap.payloadOf(envelope.id));
+    service.observe('published', ({ envelope, payload }) => {
+      const { text } = summarise(envelope, payload);
       print(flowLine(service.name, '->', envelope.type, text));
     }),
-    service.observe('handled', ({ envelope }) => {
-      const { orderId } = summarise(envelope, tap.payloadOf(envelope.id));
+    service.observe('handled', ({ envelope, payload }) => {
+      const { orderId } = summarise(envelope, payload);
       const did = outcome[service.name]?.(envelope, orderId) ?? 'handled';
       print(flowLine(service.name, '<-', envelope.type, `#${orderId}: ${did}`));
     }),
@@ -77,8 +72,6 @@ export function narrate(
 
 /** The order an event is about, and a short account of what it says. */
 function summarise(envelope: Envelope, payload: unknown): { orderId: number; text: string } {
-  // A message published by another process never went through this process's tap.
-  if (payload === undefined) return { orderId: 0, text: '(payload not seen here)' };
   switch (`${envelope.exchange}.${envelope.event}`) {
     case 'order.submit': {
       const o = Order.parse(payload);

@@ -32,18 +32,18 @@ export interface IdempotencyOptions {
    * so make it longer than any redelivery or replay you expect.
    * @defaultValue 604800000 (7 days)
    */
-  readonly ttlMs?: number;
+  readonly ttlMs?: number | undefined;
   /**
    * How long a claim holds while the handler runs, in milliseconds.
    * @defaultValue 60000
    */
-  readonly leaseMs?: number;
+  readonly leaseMs?: number | undefined;
   /**
    * Delay before a message whose id is `busy` (being handled by another consumer) is looked at
    * again, in milliseconds.
    * @defaultValue 1000
    */
-  readonly busyRetryMs?: number;
+  readonly busyRetryMs?: number | undefined;
 }
 
 /** Default settings of {@link IdempotencyOptions}. */

@@ -7,38 +7,40 @@ export interface RetryPolicy {
    * goes to the dead-letter queue.
    * @defaultValue 5
    */
-  readonly maxAttempts?: number;
+  readonly maxAttempts?: number | undefined;
   /**
    * Delay before the first retry, in milliseconds.
    * @defaultValue 500
    */
-  readonly baseDelayMs?: number;
+  readonly baseDelayMs?: number | undefined;
   /**
    * Each further retry waits `factor` times longer than the previous one.
    * @defaultValue 3
    */
-  readonly factor?: number;
+  readonly factor?: number | undefined;
   /**
    * No delay exceeds this, in milliseconds.
    * @defaultValue 60000
    */
-  readonly maxDelayMs?: number;
+  readonly maxDelayMs?: number | undefined;
   /**
    * Random spread applied to each delay, as a fraction: 0.25 means ±25%. Spreads out retries of
    * messages that failed together, so a recovering dependency is not hit all at once.
    * @defaultValue 0.25
    */
-  readonly jitter?: number;
+  readonly jitter?: number | undefined;
   /**
    * Decides whether an error is worth retrying. Errors that are `NonRetryableError` are never
    * retried, whatever this returns.
    * @defaultValue every error is retryable
    */
-  readonly retryable?: (error: unknown) => boolean;
+  readonly retryable?: ((error: unknown) => boolean) | undefined;
 }
 
 /** A retry policy with every default filled in. */
-export type ResolvedRetryPolicy = Required<RetryPolicy>;
+export type ResolvedRetryPolicy = {
+  readonly [K in keyof RetryPolicy]-?: Exclude<RetryPolicy[K], undefined>;
+};
 
 /**
  * The defaults: 5 attempts spaced 0.5 s, 1.5 s, 4.5 s and 13.5 s apart (±25%), about 20 s in all.

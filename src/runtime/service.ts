@@ -57,38 +57,38 @@ export interface ServiceOptions {
    * What `publish` does when no queue receives the message.
    * @defaultValue 'error' (reject with `UnroutableError`)
    */
-  readonly unroutable?: UnroutablePolicy;
+  readonly unroutable?: UnroutablePolicy | undefined;
   /** Retry policy for every handler of the service; a handler's own fields override it. */
-  readonly retry?: RetryPolicy;
+  readonly retry?: RetryPolicy | undefined;
   /**
    * Default for each handler's prefetch (unacknowledged messages it may hold).
    * @defaultValue 20
    */
-  readonly prefetch?: number;
+  readonly prefetch?: number | undefined;
   /**
    * Default for each handler's concurrency (handlers running at once).
    * @defaultValue the handler's prefetch
    */
-  readonly concurrency?: number;
+  readonly concurrency?: number | undefined;
   /**
    * How long `stop()` waits for running handlers before aborting them and requeueing their messages.
    * @defaultValue 10000
    */
-  readonly shutdownTimeoutMs?: number;
+  readonly shutdownTimeoutMs?: number | undefined;
   /**
    * Bodies larger than this many bytes are dead-lettered with reason `oversize`, unparsed.
    * @defaultValue 1048576 (1 MiB)
    */
-  readonly maxMessageBytes?: number;
+  readonly maxMessageBytes?: number | undefined;
   /** @defaultValue warnings and errors to stderr */
-  readonly logger?: Logger;
+  readonly logger?: Logger | undefined;
   /** Default idempotency settings for every handler (see {@link HandlerOptions.idempotency}). */
-  readonly idempotency?: IdempotencyOptions;
+  readonly idempotency?: IdempotencyOptions | undefined;
   /**
    * Events this service publishes. Optional: publishing works without it. Listed events have
    * their exchanges declared by `start()`, and appear in `describe()` (AsyncAPI, topology).
    */
-  readonly publishes?: readonly AnyEvent[];
+  readonly publishes?: readonly AnyEvent[] | undefined;
 }
 
 /** What a service publishes and consumes, for documentation and tooling. */
@@ -127,7 +127,9 @@ export interface MultiHandlerOptions extends Omit<HandlerOptions, 'version' | 'p
    * Binding patterns. Messages of events not in the list are dead-lettered (`unknown-event`).
    * @defaultValue one `<exchange>.*.<event>` per event
    */
-  readonly patterns?: readonly { readonly exchange: string; readonly pattern: string }[];
+  readonly patterns?:
+    | readonly { readonly exchange: string; readonly pattern: string }[]
+    | undefined;
 }
 
 /** Options of one handler. */
@@ -137,42 +139,42 @@ export interface HandlerOptions<Ver extends number = number> {
    * ones are dead-lettered with reason `unsupported-version`.
    * @defaultValue the newest version of the event
    */
-  readonly version?: Ver;
+  readonly version?: Ver | undefined;
   /**
    * Binding pattern on the event's exchange.
    * @defaultValue `<exchange>.*.<event>` (every version)
    */
-  readonly pattern?: string;
+  readonly pattern?: string | undefined;
   /**
    * Queue name. Changing it later strands the messages in the old queue.
    * @defaultValue `<service>.<exchange>.<event>`
    */
-  readonly queue?: string;
+  readonly queue?: string | undefined;
   /** Overrides of the service's retry policy. */
-  readonly retry?: RetryPolicy;
+  readonly retry?: RetryPolicy | undefined;
   /** @defaultValue the service's `prefetch` */
-  readonly prefetch?: number;
+  readonly prefetch?: number | undefined;
   /** @defaultValue the service's `concurrency`, else the handler's prefetch */
-  readonly concurrency?: number;
+  readonly concurrency?: number | undefined;
   /**
    * Skip messages this handler already processed (by message id), using a store.
    * @defaultValue the service's `idempotency`, else none
    */
-  readonly idempotency?: IdempotencyOptions;
+  readonly idempotency?: IdempotencyOptions | undefined;
 }
 
 /** Options of one publish. */
 export interface PublishOptions<Ver extends number = number> {
   /** Publish this (older) version instead of the newest; the payload must match it. */
-  readonly version?: Ver;
+  readonly version?: Ver | undefined;
   /** Message id; generated (UUIDv7) when absent. Keep it when re-publishing the same fact. */
-  readonly id?: string;
+  readonly id?: string | undefined;
   /** Correlation id; defaults to the message's own id (it starts a new conversation). */
-  readonly correlationId?: string;
+  readonly correlationId?: string | undefined;
   /** Id of the message that caused this one. */
-  readonly causationId?: string;
+  readonly causationId?: string | undefined;
   /** W3C trace context to forward. */
-  readonly traceparent?: string;
+  readonly traceparent?: string | undefined;
 }
 
 /** Publishes a typed event; resolves with the envelope once the broker has the message. */
@@ -208,8 +210,14 @@ export type Handler<P> = (payload: P, context: HandlerContext) => unknown;
 
 /** Lifecycle and per-message events a service emits, for logging and tracing. */
 export interface ServiceEvents {
-  /** A handler finished and the message was acknowledged. */
-  handled: { service: string; queue: string; envelope: Envelope; durationMs: number };
+  /** A handler finished and the message was acknowledged. `payload` is what the handler got. */
+  handled: {
+    service: string;
+    queue: string;
+    envelope: Envelope;
+    payload: unknown;
+    durationMs: number;
+  };
   /** A handler threw; `willRetry` says whether another attempt is scheduled. */
   failed: {
     service: string;
@@ -228,8 +236,8 @@ export interface ServiceEvents {
     messageId: string | undefined;
     error: string;
   };
-  /** A message was accepted by the broker. */
-  published: { service: string; envelope: Envelope; routed: boolean };
+  /** A message was accepted by the broker. `payload` is the validated value that was sent. */
+  published: { service: string; envelope: Envelope; payload: unknown; routed: boolean };
   /** A message whose id the idempotency store knew as processed was acknowledged unhandled. */
   duplicate: { service: string; queue: string; envelope: Envelope };
 }
@@ -250,7 +258,9 @@ interface RegisteredHandler {
   readonly queue: string;
   readonly name: string;
   readonly retry: ResolvedRetryPolicy;
-  readonly idempotency: Required<IdempotencyOptions> | undefined;
+  readonly idempotency:
+    | { readonly [K in keyof IdempotencyOptions]-?: Exclude<IdempotencyOptions[K], undefined> }
+    | undefined;
   readonly prefetch: number;
   readonly concurrency: number;
   readonly fn: Handler<unknown>;
@@ -442,12 +452,7 @@ export class Service {
     tagged: boolean,
     queue: string,
     bindings: readonly { exchange: string; pattern: string }[],
-    options: {
-      retry?: RetryPolicy;
-      prefetch?: number;
-      concurrency?: number;
-      idempotency?: IdempotencyOptions;
-    },
+    options: Pick<HandlerOptions, 'retry' | 'prefetch' | 'concurrency' | 'idempotency'>,
     problems: string[],
   ): void {
     if (this.state !== 'idle') {
@@ -487,7 +492,12 @@ export class Service {
     }
     const prefetch = options.prefetch ?? this.prefetch;
     this.handlers.push({
-      idempotency: idem && { ...IDEMPOTENCY_DEFAULTS, ...stripUndefined(idem) },
+      idempotency: idem && {
+        store: idem.store,
+        ttlMs: idem.ttlMs ?? IDEMPOTENCY_DEFAULTS.ttlMs,
+        leaseMs: idem.leaseMs ?? IDEMPOTENCY_DEFAULTS.leaseMs,
+        busyRetryMs: idem.busyRetryMs ?? IDEMPOTENCY_DEFAULTS.busyRetryMs,
+      },
       events: new Map(subscriptions.map((s) => [`${s.event.exchange.name}.${s.event.name}`, s])),
       bindings,
       tagged,
@@ -620,7 +630,14 @@ export class Service {
       body,
       properties: envelopeToProperties(envelope),
     });
-    this.emit('published', { service: this.name, envelope, routed: outcome.routed });
+    if (this.listeners.published) {
+      this.emit('published', {
+        service: this.name,
+        envelope,
+        payload: value,
+        routed: outcome.routed,
+      });
+    }
     if (!outcome.routed) {
       if (this.unroutable === 'error') throw new UnroutableError(exchange, spec.routingKey);
       if (this.unroutable === 'warn') {
@@ -775,6 +792,7 @@ export class Service {
         service: this.name,
         queue: h.queue,
         envelope,
+        payload,
         durationMs: performance.now() - started,
       });
     }
@@ -885,10 +903,6 @@ export class Service {
 /** Creates a {@link Service}. Throws a `ConfigError` listing every problem in the options. */
 export function createService(options: ServiceOptions): Service {
   return new Service(options);
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 function checkPositiveInt(problems: string[], name: string, value: unknown, zeroOk = false): void {

@@ -44,6 +44,14 @@ export interface Transport {
   ): Promise<Consumer>;
 
   /**
+   * Takes the next ready message of a queue, if any, without a consumer (AMQP `basic.get`). The
+   * delivery must be settled like any other; `requeue()` puts it back in its original place.
+   * Resolves `undefined` when the queue is empty. Used by tooling (dead-letter inspection and
+   * replay), not on the hot path.
+   */
+  get?(queue: string): Promise<Delivery | undefined>;
+
+  /**
    * Deletes the queues of a topology (with their retry and dead-letter queues) and, when
    * `exchanges` is true, its exchanges. For tests and tooling; messages in them are lost.
    */
@@ -68,6 +76,13 @@ export interface QueueSpec {
   readonly name: string;
   readonly bindings: readonly { readonly exchange: string; readonly pattern: string }[];
 }
+
+/**
+ * The default exchange's name. Publishing to it with a queue's name as the routing key delivers to
+ * that queue alone (AMQP's default exchange); replays use it so that only the failed consumer gets
+ * the message again.
+ */
+export const DEFAULT_EXCHANGE = '';
 
 /** The name of a queue's dead-letter queue. */
 export function deadLetterQueueName(queue: string): string {

@@ -4,6 +4,7 @@ import { PublishRejectedError, StateError } from '../../errors.js';
 import {
   type ConsumeOptions,
   type Consumer,
+  DEFAULT_EXCHANGE,
   type Delivery,
   deadLetterQueueName,
   type PublishOutcome,
@@ -254,6 +255,9 @@ export class MemoryBroker {
       this.timers.delete(timer);
       fn();
     }, ms);
+    // A pending retry must not keep a process alive that has nothing else to do: the embedded
+    // broker keeps nothing across processes anyway.
+    timer.unref();
     this.timers.add(timer);
   }
 
@@ -320,6 +324,11 @@ export class MemoryBroker {
    * once, as RabbitMQ does). Throws when the exchange does not exist.
    */
   route(message: OutgoingMessage): PublishOutcome {
+    if (message.exchange === DEFAULT_EXCHANGE) {
+      const q = this.queues.get(message.routingKey);
+      q?.enqueue(message);
+      return { routed: q !== undefined };
+    }
     const ex = this.exchanges.get(message.exchange);
     if (!ex) {
       throw new PublishRejectedError(
@@ -405,6 +414,20 @@ export class MemoryTransport implements Transport {
         q.removeConsumer(consumer);
       },
     };
+  }
+
+  async get(queue: string): Promise<Delivery | undefined> {
+    this.assertOpen();
+    const q = this.broker.queue(queue);
+    if (!q) throw new StateError(`Cannot get from queue "${queue}": it does not exist`);
+    const stored = q.messages.shift();
+    if (!stored) return undefined;
+    // A one-off consumer holds the delivery, so close() returns it like any unsettled one.
+    const holder = new MemoryConsumer(q, 1, () => {});
+    const delivery = new MemoryDelivery(q, holder, stored);
+    holder.unacked.add(delivery);
+    this.consumers.add(holder);
+    return delivery;
   }
 
   async deleteTopology(topology: Topology, options?: { exchanges?: boolean }): Promise<void> {
