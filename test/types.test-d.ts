@@ -68,6 +68,25 @@ describe('types flow from the schema', () => {
     );
   });
 
+  it('types the downcaster both ways', () => {
+    defineEvent(order, 'refund', z.object({ amount: z.number() })).version(
+      z.object({ amount: z.number(), reason: z.string() }),
+      (previous) => ({ ...previous, reason: 'unknown' }),
+      {
+        downcast: (next) => {
+          expectTypeOf(next).toEqualTypeOf<{ amount: number; reason: string }>();
+          return { amount: next.amount };
+        },
+      },
+    );
+    defineEvent(order, 'refund', z.object({ amount: z.number() })).version(
+      z.object({ cents: z.number() }),
+      (previous) => ({ cents: previous.amount * 100 }),
+      // @ts-expect-error the downcaster must return the previous version's input
+      { downcast: (next) => ({ cents: next.cents }) },
+    );
+  });
+
   it('rejects a wrong payload at compile time', async () => {
     const ok = () => service.publish(submit, { id: 1, lines: [], currency: 'USD' });
     expectTypeOf(ok).returns.resolves.toEqualTypeOf<Envelope>();

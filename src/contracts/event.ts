@@ -36,6 +36,21 @@ export interface EventVersion {
   readonly routingKey: string;
   /** Converts a validated payload of the previous version into this version's input. */
   readonly upcast: ((previous: unknown) => unknown) | undefined;
+  /**
+   * Converts a validated payload of this version into the previous version's input, when the
+   * contract allows consumers of the previous version to receive this one during a migration.
+   */
+  readonly downcast: ((next: unknown) => unknown) | undefined;
+}
+
+/** Options of a new version. */
+export interface VersionOptions<Previous, Next> {
+  /**
+   * Lets handlers written against the previous version receive this one, converted. Without it,
+   * they dead-letter it (`unsupported-version`) until they are upgraded. Declare it when the new
+   * version only adds information, so producers can move first.
+   */
+  readonly downcast?: ((next: Next) => Previous) | undefined;
 }
 
 /**
@@ -69,6 +84,7 @@ export interface EventDefinition<
   version<S extends AnySchema>(
     schema: S,
     upcast: (previous: SchemaOutput<LastOf<V>>) => SchemaInput<S>,
+    options?: VersionOptions<SchemaInput<LastOf<V>>, SchemaOutput<S>>,
   ): EventDefinition<X, N, readonly [...V, S]>;
 }
 
@@ -160,7 +176,13 @@ export function defineEvent<const X extends string, const N extends string, S ex
   assertFits('routing key', `${exchange.name}.${VERSION_ROOM}.${name}`);
   assertSchema(schema, `${exchange.name}.${name}`);
   return makeEvent(exchange, name, [
-    { version: 1, schema, routingKey: routingKeyOf(exchange.name, name, 1), upcast: undefined },
+    {
+      version: 1,
+      schema,
+      routingKey: routingKeyOf(exchange.name, name, 1),
+      upcast: undefined,
+      downcast: undefined,
+    },
   ]);
 }
 
@@ -186,7 +208,7 @@ function makeEvent<X extends string, N extends string, V extends readonly AnySch
       }
       return key;
     },
-    version(schema, upcast) {
+    version(schema, upcast, options) {
       assertSchema(schema, `${exchange.name}.${name}`);
       if (typeof upcast !== 'function') {
         throw new TypeError(
@@ -201,6 +223,7 @@ function makeEvent<X extends string, N extends string, V extends readonly AnySch
           schema,
           routingKey: routingKeyOf(exchange.name, name, next),
           upcast: upcast as (previous: unknown) => unknown,
+          downcast: options?.downcast as ((next: unknown) => unknown) | undefined,
         },
       ]);
     },

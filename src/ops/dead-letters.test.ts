@@ -39,7 +39,7 @@ describe('dead letters: list, replay, purge', () => {
     await billing.start();
     await logistic.start();
     const order = createService({ name: 'order', transport: broker.transport() });
-    const ids = [];
+    const ids: string[] = [];
     for (let i = 1; i <= 5; i++) ids.push((await order.publish(submitV1, { id: i })).id);
     const dlq = 'billing.order.submit.dlq';
     await waitFor(() => broker.depth(dlq) === 5 && shipped.length === 5, '5 dead letters');

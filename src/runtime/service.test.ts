@@ -101,6 +101,59 @@ describe('createService', () => {
   });
 });
 
+describe('versions on consume', () => {
+  const shop = defineExchange('shop');
+  const V1 = z.object({ id: z.number() });
+  const V2 = z.object({ id: z.number(), currency: z.string() });
+
+  async function run(event: typeof placedDown, handlerVersion: 1 | 2, publishVersion: 1 | 2) {
+    const broker = new MemoryBroker();
+    const seen: unknown[] = [];
+    const s = createService({
+      name: 'billing',
+      transport: broker.transport(),
+      logger: silentLogger,
+    });
+    s.on(event, (p, ctx) => void seen.push({ p, wire: ctx.wireVersion }), {
+      version: handlerVersion,
+    });
+    await s.start();
+    const producer = createService({ name: 'shop', transport: broker.transport() });
+    if (publishVersion === 1) await producer.publish(event, { id: 1 }, { version: 1 });
+    else await producer.publish(event, { id: 1, currency: 'USD' });
+    await new Promise((r) => setTimeout(r, 30));
+    await s.stop();
+    return { seen, dead: broker.depth('billing.shop.placed.dlq') };
+  }
+
+  const placedUp = defineEvent(shop, 'placed', V1).version(V2, (v1) => ({
+    ...v1,
+    currency: 'EUR',
+  }));
+  const placedDown = defineEvent(shop, 'placed', V1).version(
+    V2,
+    (v1) => ({ ...v1, currency: 'EUR' }),
+    {
+      downcast: ({ id }) => ({ id }),
+    },
+  );
+
+  it("upcasts an older version to the handler's", async () => {
+    expect(await run(placedUp, 2, 1)).toEqual({
+      seen: [{ p: { id: 1, currency: 'EUR' }, wire: 1 }],
+      dead: 0,
+    });
+  });
+
+  it('dead-letters a newer version when no downcast is declared', async () => {
+    expect(await run(placedUp, 1, 2)).toEqual({ seen: [], dead: 1 });
+  });
+
+  it('downcasts a newer version when the contract declares how', async () => {
+    expect(await run(placedDown, 1, 2)).toEqual({ seen: [{ p: { id: 1 }, wire: 2 }], dead: 0 });
+  });
+});
+
 describe('onAny', () => {
   it('delivers several events to one handler, tagged by event and upcast to the newest version', async () => {
     const order = defineExchange('shop');

@@ -713,9 +713,12 @@ export class Service {
         message: `${envelope.type} is not an event this handler knows (${[...h.events.keys()].join(', ')})`,
       });
     }
-    if (envelope.version > sub.version) {
+    if (envelope.version > sub.version && !canDowncast(sub, envelope.version)) {
       return this.deadLetter(h, delivery, 'unsupported-version', {
-        message: `version ${envelope.version} is newer than the handler's version ${sub.version}; upgrade the consumer, then replay`,
+        message:
+          envelope.version > sub.event.latest
+            ? `version ${envelope.version} is unknown to this consumer (it knows 1..${sub.event.latest}); upgrade the consumer, then replay`
+            : `version ${envelope.version} is newer than the handler's version ${sub.version} and declares no downcast to it; upgrade the handler, then replay`,
       });
     }
     let payload: unknown;
@@ -841,18 +844,23 @@ export class Service {
     );
   }
 
-  /** Validates a wire payload of `wireVersion` and upcasts it step by step to the handler's version. */
+  /**
+   * Validates a wire payload of `wireVersion`, then converts it step by step to the handler's
+   * version (upcasting an older one, downcasting a newer one), validating after every step.
+   */
   private async decode(sub: Subscription, wireVersion: number, raw: unknown): Promise<unknown> {
     const versions = sub.event.versions;
-    let value = validate(
-      versions[wireVersion - 1]!.schema,
-      raw,
-      versions[wireVersion - 1]!.routingKey,
-    );
+    const wire = versions[wireVersion - 1]!;
+    let value = validate(wire.schema, raw, wire.routingKey);
     if (value instanceof Promise) value = await value;
     for (let v = wireVersion + 1; v <= sub.version; v++) {
       const spec = versions[v - 1]!;
       value = validate(spec.schema, spec.upcast!(value), spec.routingKey);
+      if (value instanceof Promise) value = await value;
+    }
+    for (let v = wireVersion - 1; v >= sub.version; v--) {
+      const spec = versions[v - 1]!;
+      value = validate(spec.schema, versions[v]!.downcast!(value), spec.routingKey);
       if (value instanceof Promise) value = await value;
     }
     return value;
@@ -903,6 +911,15 @@ export class Service {
 /** Creates a {@link Service}. Throws a `ConfigError` listing every problem in the options. */
 export function createService(options: ServiceOptions): Service {
   return new Service(options);
+}
+
+/** True when every version from `wireVersion` down to the handler's declares a downcast. */
+function canDowncast(sub: Subscription, wireVersion: number): boolean {
+  if (wireVersion > sub.event.latest) return false;
+  for (let v = wireVersion; v > sub.version; v--) {
+    if (!sub.event.versions[v - 1]!.downcast) return false;
+  }
+  return true;
 }
 
 function checkPositiveInt(problems: string[], name: string, value: unknown, zeroOk = false): void {
