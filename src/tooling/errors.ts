@@ -1,0 +1,18 @@
+import { TidingsError } from '../errors.js';
+
+/** A contracts module describes something inconsistent, such as one event defined twice. */
+export class ContractsError extends TidingsError {
+  constructor(message: string) {
+    super('contracts', message);
+  }
+}
+
+/** A contract snapshot is not one Tidings can read: wrong format, or damaged by hand. */
+export class SnapshotFormatError extends TidingsError {
+  constructor(
+    /** Every problem found, each with its JSON path. */
+    readonly problems: readonly string[],
+  ) {
+    super('snapshot-format', `Not a Tidings contract snapshot:\n  - ${problems.join('\n  - ')}`);
+  }
+}
