@@ -1,6 +1,7 @@
 export * from './contracts/index.js';
 export * from './envelope/index.js';
 export * from './errors.js';
+export * from './ops/index.js';
 export * from './runtime/index.js';
 export { connect, redactUrl } from './transports/connect.js';
 export {
@@ -19,4 +20,4 @@ export type {
   Transport,
   TransportFeatures,
 } from './transports/transport.js';
-export { deadLetterQueueName } from './transports/transport.js';
+export { DEFAULT_EXCHANGE, deadLetterQueueName } from './transports/transport.js';
