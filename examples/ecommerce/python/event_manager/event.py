@@ -7,6 +7,7 @@ bound to a matching pattern runs the task, which structures the payload back int
 cattrs and calls every registered callback with it.
 """
 
+from functools import partial
 from typing import Any, Callable, List, Optional, Type
 
 import cattr
@@ -45,6 +46,7 @@ class Event:
 
         def deliver(instance: Any) -> None:
             self.deliver(instance)
+
         self.task = shared_task(
             deliver,
             name=self.routing_key,
@@ -56,7 +58,7 @@ class Event:
     def __get__(self, instance: Any, owner: Type[Any]) -> Any:
         if instance is None:
             return self
-        return lambda: self.send(instance)
+        return partial(self.send, instance)
 
     def register_callback(self, callback: Callback) -> Callback:
         """Calls ``callback(message)`` for each message of this event; usable as a decorator."""
