@@ -55,7 +55,7 @@ export type Declaration =
 
 /**
  * Everything a topology means on RabbitMQ, in the order it must be declared: durable topic
- * exchanges (those named by bindings too), then per queue its dead-letter queue, the work queue,
+ * exchanges (those named by bindings too), then per queue the work queue, its dead-letter queue,
  * its retry queues of the given levels, and its bindings. Pure, so the CLI can print it and tests
  * can check it; {@link applyDeclarations} sends it.
  */
@@ -69,13 +69,15 @@ export function planTopology(
   for (const q of topology.queues) for (const b of q.bindings) exchanges.add(b.exchange);
   for (const name of exchanges) out.push({ kind: 'exchange', name });
   for (const q of topology.queues) {
-    out.push(deadLetterQueueDeclaration(q.name, o));
+    // The work queue first: if it exists with other arguments (the usual drift), nothing of this
+    // queue has been created when the declaration fails.
     out.push({
       kind: 'queue',
       name: q.name,
       role: 'work',
       arguments: workQueueArguments(q.name, o),
     });
+    out.push(deadLetterQueueDeclaration(q.name, o));
     for (const level of retryLevels(q.name)) out.push(retryQueueDeclaration(q.name, level, o));
     for (const b of q.bindings) {
       out.push({ kind: 'binding', queue: q.name, exchange: b.exchange, pattern: b.pattern });
@@ -115,37 +117,55 @@ export function queuesOf(queue: string): string[] {
   return names;
 }
 
+/** Opens a fresh channel; the caller closes it. */
+export type ChannelSource = () => Promise<Channel>;
+
 /**
- * Sends declarations one by one on `channel`, which should be a channel of its own: when
- * RabbitMQ refuses one it closes the channel. A refusal because the entity exists with other
- * arguments becomes a `TopologyConflictError` naming the entity and the difference; any other a
- * `BrokerOperationError`.
+ * Sends declarations one by one on a channel of their own: when RabbitMQ refuses one it closes
+ * the channel. A refusal because the entity exists with other arguments becomes a
+ * `TopologyConflictError` naming the entity and every difference; any other a
+ * `BrokerOperationError`. Nothing is changed on the broker by a refused declaration.
  */
 export async function applyDeclarations(
-  channel: Channel,
+  open: ChannelSource,
   declarations: readonly Declaration[],
 ): Promise<void> {
-  for (const d of declarations) {
-    try {
-      if (d.kind === 'exchange') {
-        await channel.assertExchange(d.name, 'topic', {
-          durable: true,
-          autoDelete: false,
-          internal: false,
-        });
-      } else if (d.kind === 'queue') {
-        await channel.assertQueue(d.name, {
-          durable: true,
-          exclusive: false,
-          autoDelete: false,
-          arguments: { ...d.arguments },
-        });
-      } else {
-        await channel.bindQueue(d.queue, d.exchange, d.pattern);
+  const channel = await open();
+  try {
+    for (const d of declarations) {
+      try {
+        await declareOne(channel, d);
+      } catch (error) {
+        throw await declarationError(open, d, error);
       }
-    } catch (error) {
-      throw declarationError(d, error);
     }
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+interface QueueShape {
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+  arguments: Record<string, unknown>;
+}
+
+function shapeOf(d: Declaration & { kind: 'queue' }): QueueShape {
+  return { durable: true, exclusive: false, autoDelete: false, arguments: { ...d.arguments } };
+}
+
+async function declareOne(channel: Channel, d: Declaration, shape?: QueueShape): Promise<void> {
+  if (d.kind === 'exchange') {
+    await channel.assertExchange(d.name, 'topic', {
+      durable: true,
+      autoDelete: false,
+      internal: false,
+    });
+  } else if (d.kind === 'queue') {
+    await channel.assertQueue(d.name, shape ?? shapeOf(d));
+  } else {
+    await channel.bindQueue(d.queue, d.exchange, d.pattern);
   }
 }
 
@@ -155,11 +175,68 @@ function describe(d: Declaration): string {
   return `bind queue "${d.queue}" to exchange "${d.exchange}" with "${d.pattern}"`;
 }
 
-function declarationError(d: Declaration, error: unknown): Error {
-  const conflict = parseConflict(error);
-  if (conflict)
-    return new TopologyConflictError(conflict.entity, conflict.difference, { cause: error });
-  return brokerError(describe(d), error);
+async function declarationError(
+  open: ChannelSource,
+  d: Declaration,
+  error: unknown,
+): Promise<Error> {
+  const first = parseInequivalence(error);
+  if (!first) return brokerError(describe(d), error);
+  const found = d.kind === 'queue' ? await allDifferences(open, d, first) : [first];
+  return new TopologyConflictError(first.entity, describeDifferences(found), { cause: error });
+}
+
+/**
+ * RabbitMQ names only the first argument that differs. To name them all, declare again with the
+ * broker's value for each one reported so far: the next refusal names the next difference, and
+ * success means there is none left. Such a declaration matches the existing queue, so it changes
+ * nothing. Each refusal costs a channel, hence the bound.
+ */
+async function allDifferences(
+  open: ChannelSource,
+  d: Declaration & { kind: 'queue' },
+  first: Inequivalence,
+): Promise<Inequivalence[]> {
+  const shape = shapeOf(d);
+  const all = [first];
+  for (let i = 0; i < 12; i++) {
+    const last = all[all.length - 1]!;
+    adopt(shape, last);
+    let channel: Channel;
+    try {
+      channel = await open();
+    } catch {
+      break;
+    }
+    let next: Inequivalence | undefined;
+    try {
+      await declareOne(channel, d, shape);
+      await channel.close().catch(() => {});
+    } catch (error) {
+      next = parseInequivalence(error);
+      if (next?.arg === last.arg) break;
+    }
+    // Declaring without the argument got past it: the broker's queue does not have it.
+    if (last.current.unknown) all[all.length - 1] = { ...last, current: NOT_SET };
+    if (!next || all.some((f) => f.arg === next.arg)) break;
+    all.push(next);
+  }
+  return all;
+}
+
+const NOT_SET: ArgumentValue = { text: 'none', absent: true, value: undefined };
+
+function adopt(shape: QueueShape, difference: Inequivalence): void {
+  const { arg, current } = difference;
+  if (arg === 'durable' || arg === 'exclusive' || arg === 'auto_delete') {
+    const key = arg === 'auto_delete' ? 'autoDelete' : arg;
+    shape[key] = current.value === true || current.value === 'true';
+  } else if (current.absent || current.unknown) {
+    // An unknown value (a cut message) is most often an argument the queue was declared without.
+    delete shape.arguments[arg];
+  } else {
+    shape.arguments[arg] = current.value;
+  }
 }
 
 /** Wraps an amqplib error of a broker operation in a `BrokerOperationError`. */
@@ -182,38 +259,98 @@ export function brokerReason(error: unknown): string {
   return quoted ? quoted[1]! : message;
 }
 
+/** What RabbitMQ's "inequivalent arg" refusal says, taken apart. */
+interface Inequivalence {
+  readonly arg: string;
+  readonly entity: string;
+  readonly received: ArgumentValue;
+  readonly current: ArgumentValue;
+}
+
+interface ArgumentValue {
+  /** As RabbitMQ printed it. */
+  readonly text: string;
+  readonly absent: boolean;
+  /** RabbitMQ's message was cut before the value. */
+  readonly unknown?: boolean;
+  readonly value: string | number | boolean | undefined;
+}
+
 const INEQUIVALENT =
-  /inequivalent arg '([^']+)' for (queue|exchange) '(.*)' in vhost '(.*)': received (.+) but current is (.+)$/s;
+  /inequivalent arg '([^']+)' for (queue|exchange) '(.*?)' in vhost '(.*?)': received (.+)$/s;
 
 /**
- * Reads RabbitMQ's PRECONDITION_FAILED text ("inequivalent arg 'x-queue-type' for queue 'q' in
- * vhost '/': received 'classic' but current is 'quorum'") into the entity and a sentence saying
- * what differs and what to do. Undefined when the error is not such a conflict.
+ * RabbitMQ cuts reply texts at 255 bytes, so with long names the broker's value ("but current is
+ * …") may be missing; it is then reported as unknown.
  */
-export function parseConflict(error: unknown): { entity: string; difference: string } | undefined {
+function parseInequivalence(error: unknown): Inequivalence | undefined {
   if (replyCodeOf(error) !== 406 && !/PRECONDITION/.test(String((error as Error)?.message))) {
     return undefined;
   }
   const m = INEQUIVALENT.exec(brokerReason(error));
   if (!m) return undefined;
-  const [, arg, kind, name, vhost, received, current] = m as unknown as string[];
-  const entity = `${kind} "${name}" in vhost "${vhost}"`;
-  const onBroker = describeValue(arg!, current!);
-  const wanted = describeValue(arg!, received!);
-  let difference = `${arg} is ${onBroker} on the broker, but Tidings declares ${wanted}`;
-  if (arg === 'x-queue-type') {
-    difference +=
-      " (a queue's type cannot change: set the transport's queueType to match, or drain and delete the queue)";
+  const [, arg, kind, name, vhost, rest] = m as unknown as string[];
+  const at = rest!.indexOf(' but current is ');
+  let received: string;
+  let current: ArgumentValue;
+  if (at >= 0) {
+    received = rest!.slice(0, at);
+    current = parseValue(rest!.slice(at + ' but current is '.length));
+  } else {
+    const cut = rest!.lastIndexOf(' but');
+    received = cut >= 0 ? rest!.slice(0, cut) : rest!.replace(/\.\.\.$/, '');
+    current = { text: 'unknown', absent: false, unknown: true, value: undefined };
   }
-  return { entity, difference };
+  return {
+    arg: arg!,
+    entity: `${kind} "${name}" in vhost "${vhost}"`,
+    received: parseValue(received),
+    current,
+  };
 }
 
-function describeValue(arg: string, raw: string): string {
+const NUMERIC = /^(long|signedint|short|byte|unsignedbyte|unsignedshort|unsignedint|double|float)$/;
+
+function parseValue(raw: string): ArgumentValue {
   const text = raw.trim().replace(/"$/, '');
-  if (text === 'none') {
-    return arg === 'x-queue-type' ? 'not set (a classic queue)' : 'not set';
-  }
+  if (text === 'none') return { text, absent: true, value: undefined };
+  if (text.endsWith('...')) return { text, absent: false, unknown: true, value: undefined };
   const typed = /^the value '(.*)' of type '(.*)'$/s.exec(text);
-  if (typed) return `'${typed[1]}'`;
+  if (typed) {
+    const [, v, type] = typed as unknown as [string, string, string];
+    if (NUMERIC.test(type)) return { text, absent: false, value: Number(v) };
+    if (type === 'bool') return { text, absent: false, value: v === 'true' };
+    return { text, absent: false, value: v };
+  }
+  const quoted = /^'(.*)'$/s.exec(text);
+  return { text, absent: false, value: quoted ? quoted[1] : text };
+}
+
+function describeDifferences(found: readonly Inequivalence[]): string {
+  const parts = found.map(
+    (f) =>
+      `${f.arg} is ${describeValue(f.arg, f.current)} on the broker, but Tidings declares ${describeValue(f.arg, f.received)}`,
+  );
+  let text = parts.join('; ');
+  if (found.some((f) => f.arg === 'x-queue-type')) {
+    text +=
+      " (a queue's type cannot change: set the transport's queueType to match, or drain and delete the queue)";
+  }
   return text;
+}
+
+/**
+ * Reads RabbitMQ's PRECONDITION_FAILED text ("inequivalent arg 'x-queue-type' for queue 'q' in
+ * vhost '/': received 'classic' but current is 'quorum'") into the entity and a sentence saying
+ * what differs. Undefined when the error is not such a conflict.
+ */
+export function parseConflict(error: unknown): { entity: string; difference: string } | undefined {
+  const found = parseInequivalence(error);
+  return found && { entity: found.entity, difference: describeDifferences([found]) };
+}
+
+function describeValue(arg: string, v: ArgumentValue): string {
+  if (v.unknown) return 'different (RabbitMQ cut its message short)';
+  if (v.absent) return arg === 'x-queue-type' ? 'not set (a classic queue)' : 'not set';
+  return `'${String(v.value)}'`;
 }

@@ -293,7 +293,13 @@ export class AmqpTransport implements Transport {
   /** Sends declarations on a channel of their own, so a refusal closes nothing else. */
   private run(declarations: readonly Declaration[]): Promise<void> {
     if (declarations.length === 0) return Promise.resolve();
-    return this.withChannel((channel) => applyDeclarations(channel, declarations));
+    return applyDeclarations(async () => {
+      const connection = await this.publishConnection.get();
+      const channel = await connection.createChannel();
+      // Refusals reach the caller through the rejected operation; the event would be unhandled.
+      channel.on('error', () => {});
+      return channel;
+    }, declarations);
   }
 
   private async withChannel<T>(fn: (channel: Channel) => Promise<T>): Promise<T> {

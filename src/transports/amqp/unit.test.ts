@@ -102,12 +102,6 @@ describe('amqp topology plan', () => {
       { kind: 'exchange', name: 'order' },
       {
         kind: 'queue',
-        name: 'billing.order.submit.dlq',
-        role: 'dead-letter',
-        arguments: { 'x-queue-type': 'quorum' },
-      },
-      {
-        kind: 'queue',
         name: 'billing.order.submit',
         role: 'work',
         arguments: {
@@ -118,6 +112,12 @@ describe('amqp topology plan', () => {
           'x-overflow': 'reject-publish',
           'x-delivery-limit': 20,
         },
+      },
+      {
+        kind: 'queue',
+        name: 'billing.order.submit.dlq',
+        role: 'dead-letter',
+        arguments: { 'x-queue-type': 'quorum' },
       },
       ...[1, 2].map((n) => ({
         kind: 'queue',
