@@ -4,6 +4,7 @@ import {
   formatCents,
   logisticDispatched,
   Order,
+  type OrderV2,
   orderChargeback,
   orderSubmit,
   orderTotalCents,
@@ -13,7 +14,8 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 
 describe('the e-commerce contracts', () => {
   it('keeps the routing keys the seed used (they are public, lasting names)', () => {
-    expect(orderSubmit.routingKey()).toBe('order.v1.submit');
+    expect(orderSubmit.routingKey(1)).toBe('order.v1.submit');
+    expect(orderSubmit.routingKey()).toBe('order.v2.submit');
     expect(orderChargeback.routingKey()).toBe('order.v1.chargeback');
     expect(logisticDispatched.routingKey()).toBe('logistic.v1.dispatched');
   });
@@ -53,7 +55,8 @@ describe('the e-commerce contracts', () => {
 
   it('gives handlers and publishers the types inferred from the schemas', () => {
     // Checked by `tsc -p examples/ecommerce`; at run time these are no-ops.
-    expectTypeOf<Payload<typeof orderSubmit>>().toEqualTypeOf<Order>();
+    expectTypeOf<Payload<typeof orderSubmit>>().toEqualTypeOf<OrderV2>();
+    expectTypeOf<Payload<typeof orderSubmit, 1>>().toEqualTypeOf<Order>();
     expectTypeOf<Payload<typeof logisticDispatched>>().toEqualTypeOf<Dispatched>();
     expectTypeOf<{ id: 1; lines: [{ id: 1; quantity: '2'; price: 1 }] }>().not.toExtend<
       PayloadInput<typeof orderSubmit>

@@ -120,7 +120,7 @@ describe('the e-commerce scenario on the memory transport', () => {
     for (const shipment of outcome.shipments) {
       const submit = handledBy('billing', shipment.causedBy);
       const dispatched = handledBy('order', shipment.announcementId);
-      expect(submit.type).toBe('order.v1.submit');
+      expect(submit.type).toBe('order.v2.submit');
       expect(submit.source).toBe('order');
       expect(submit.correlationId).toBe(submit.id);
       expect(submit.causationId).toBeUndefined();
@@ -156,7 +156,11 @@ describe('the e-commerce scenario on the memory transport', () => {
     const first = handledBy('billing', outcome.shipments[0]!.causedBy);
     const replayer = createService({ name: 'replayer', transport, logger });
     // Same id: the same fact published again, as a redelivery or a replay would bring it.
-    await replayer.publish(orderSubmit, { ...ORDERS[0]!, id: 1 }, { id: first.id });
+    await replayer.publish(
+      orderSubmit,
+      { ...ORDERS[0]!, id: 1, currency: 'EUR' },
+      { id: first.id },
+    );
     await waitFor('the duplicate handled by every consumer', 2000, async () =>
       ['billing', 'logistic', 'notification'].every(
         (s) => handled.filter((h) => h.service === s && h.envelope.id === first.id).length === 2,

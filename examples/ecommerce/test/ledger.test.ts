@@ -5,7 +5,7 @@ import {
   Ledger,
   UnbalancedEntryError,
 } from '@ecommerce/billing';
-import type { Order } from '@ecommerce/contracts';
+import type { OrderV2 } from '@ecommerce/contracts';
 import { NonRetryableError, silentLogger } from 'tidings';
 import { describe, expect, it } from 'vitest';
 
@@ -102,8 +102,9 @@ describe('Ledger', () => {
 });
 
 describe('Books', () => {
-  const order: Order = {
+  const order: OrderV2 = {
     id: 3,
+    currency: 'EUR',
     lines: [
       { id: 1, quantity: 3, price: 0.1 },
       { id: 2, quantity: 1, price: 0.2 },

@@ -1,4 +1,4 @@
-import { type Chargeback, type Order, orderTotalCents, toCents } from '@ecommerce/contracts';
+import { type Chargeback, type OrderV2, orderTotalCents, toCents } from '@ecommerce/contracts';
 import { type Logger, NonRetryableError } from 'tidings';
 import { type JournalEntry, Ledger } from './ledger.js';
 
@@ -23,7 +23,7 @@ export class Books {
   constructor(private readonly log: Logger) {}
 
   /** Posts the sale of a submitted order. Returns `undefined` when it was already posted. */
-  recordSale(order: Order, messageId: string): JournalEntry | undefined {
+  recordSale(order: OrderV2, messageId: string): JournalEntry | undefined {
     if (this.seen(messageId)) return undefined;
     const existing = this.saleOf.get(order.id);
     if (existing) {
@@ -35,7 +35,7 @@ export class Books {
     }
     const cents = orderTotalCents(order);
     const entry = this.ledger.post({
-      memo: `Sale, order #${order.id}`,
+      memo: `Sale, order #${order.id} (${order.currency})`,
       orderId: order.id,
       messageId,
       postings: [

@@ -40,6 +40,7 @@ export function createBillingService(options: BillingServiceOptions): BillingSer
   const logger = options.logger ?? consoleLogger('billing');
   const books = new Books(logger);
   const service = createService({ name: 'billing', transport: options.transport, logger });
+  // Written against version 2 (the default, the newest): version 1 orders arrive upcast.
   service.on(orderSubmit, (order, ctx) => {
     books.recordSale(order, ctx.envelope.id);
   });

@@ -11,7 +11,7 @@ import { z } from 'zod';
  * seed's Python services send it. Compute with {@link toCents}: integer cents never drift.
  */
 
-/** The exchange the Order service publishes to (`order.v1.submit`, `order.v1.chargeback`). */
+/** The exchange the Order service publishes to (`order.v2.submit`, `order.v1.chargeback`). */
 export const orderExchange = defineExchange('order');
 
 /** The exchange the Logistic service publishes to (`logistic.v1.dispatched`). */
@@ -53,8 +53,31 @@ export const Order = z.object({
 /** An order as a message. */
 export type Order = z.infer<typeof Order>;
 
-/** An order was placed and paid: bill it, ship it. Routing key `order.v1.submit`. */
-export const orderSubmit = defineEvent(orderExchange, 'submit', Order);
+/** The currencies orders can be paid in. */
+export const Currency = z.enum(['EUR', 'USD', 'GBP']);
+/** The currency of an order. */
+export type Currency = z.infer<typeof Currency>;
+
+/** Version 2 of an order: version 1 plus the currency it was paid in. */
+export const OrderV2 = Order.extend({ currency: Currency });
+/** An order as a version 2 message. */
+export type OrderV2 = z.infer<typeof OrderV2>;
+
+/**
+ * An order was placed and paid: bill it, ship it. Routing keys `order.v1.submit` (the seed's
+ * format) and `order.v2.submit` (with the currency).
+ *
+ * Version 2 upcasts version 1 (every order before it was in euros), so consumers on version 2
+ * still handle orders from producers not yet upgraded, such as the seed's Python services. It
+ * also declares a downcast (dropping the currency), so consumers still on version 1 keep working
+ * while the Order service publishes version 2: the recommended migration path (see
+ * docs/concepts.md, Versions).
+ */
+export const orderSubmit = defineEvent(orderExchange, 'submit', Order).version(
+  OrderV2,
+  (v1) => ({ ...v1, currency: 'EUR' as const }),
+  { downcast: ({ currency: _currency, ...v1 }) => v1 },
+);
 
 /** The payment of an order was reversed by the customer's bank. */
 export const Chargeback = z.object({

@@ -43,17 +43,23 @@ export function createLogisticService(options: LogisticServiceOptions): Logistic
     logger,
     publishes: [logisticDispatched],
   });
-  service.on(orderSubmit, async (order, ctx) => {
-    const shipment = warehouse.shipmentFor(order, ctx.envelope.id);
-    if (shipment.announced) return;
-    const { id: shipmentId, carrier, dispatchedAt } = shipment;
-    await ctx.publish(
-      logisticDispatched,
-      { orderId: order.id, shipmentId, carrier, dispatchedAt },
-      { id: shipment.announcementId },
-    );
-    shipment.announced = true;
-  });
+  // Still written against version 1: version 2 orders arrive downcast (logistic ships items and
+  // has no use for the currency), so Order could move to version 2 without waiting for it.
+  service.on(
+    orderSubmit,
+    async (order, ctx) => {
+      const shipment = warehouse.shipmentFor(order, ctx.envelope.id);
+      if (shipment.announced) return;
+      const { id: shipmentId, carrier, dispatchedAt } = shipment;
+      await ctx.publish(
+        logisticDispatched,
+        { orderId: order.id, shipmentId, carrier, dispatchedAt },
+        { id: shipment.announcementId },
+      );
+      shipment.announced = true;
+    },
+    { version: 1 },
+  );
   let http: JsonServer | undefined;
   return {
     service,

@@ -1,8 +1,9 @@
 import {
   Chargeback,
+  Currency,
   fromCents,
   logisticDispatched,
-  Order,
+  OrderV2,
   orderChargeback,
   orderSubmit,
 } from '@ecommerce/contracts';
@@ -77,7 +78,7 @@ export function createOrderService(options: OrderServiceOptions): OrderService {
   };
 }
 
-const NewOrderBody = Order.omit({ id: true });
+const NewOrderBody = OrderV2.omit({ id: true }).extend({ currency: Currency.default('EUR') });
 const ChargebackBody = Chargeback.pick({ reason: true });
 
 function orderApi(orders: OrderStore, service: Service): FastifyInstance {
@@ -133,9 +134,10 @@ async function chargeBack(
 }
 
 /** The event payload for a stored order: the contract's `Order`, nothing of the service's own state. */
-function toMessage(order: StoredOrder): Order {
+function toMessage(order: StoredOrder): OrderV2 {
   return {
     id: order.id,
+    currency: order.currency,
     ...(order.customer && { customer: order.customer }),
     lines: [...order.lines],
   };

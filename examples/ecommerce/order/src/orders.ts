@@ -1,5 +1,6 @@
 import {
   type Chargeback,
+  type Currency,
   type Customer,
   type Dispatched,
   type OrderLine,
@@ -13,6 +14,7 @@ export type OrderStatus = 'submitted' | 'dispatched' | 'charged_back';
 export interface StoredOrder {
   readonly id: number;
   readonly customer?: Customer;
+  readonly currency: Currency;
   readonly lines: readonly OrderLine[];
   /** Sum of quantity × unit price, in integer cents. */
   readonly totalCents: number;
@@ -27,6 +29,7 @@ export interface StoredOrder {
 /** What a client sends to place an order. */
 export interface NewOrder {
   readonly customer?: Customer | undefined;
+  readonly currency: Currency;
   readonly lines: readonly OrderLine[];
 }
 
@@ -40,6 +43,7 @@ export class OrderStore {
     const order: StoredOrder = {
       id: ++this.lastId,
       ...(draft.customer && { customer: draft.customer }),
+      currency: draft.currency,
       lines: draft.lines,
       totalCents: orderTotalCents(draft),
       createdAt: now.toISOString(),
