@@ -14,6 +14,7 @@ const toV2 = (o: z.infer<typeof Order>) => ({ ...o, currency: 'EUR' });
 
 const submitV1 = defineEvent(order, 'submit', Order);
 const submitV2 = submitV1.version(OrderV2, toV2);
+const submitV2Down = submitV1.version(OrderV2, toV2, { downcast: ({ currency: _, ...o }) => o });
 const cancel = defineEvent(order, 'cancel', z.object({ id: z.number() }));
 
 /** Edits a snapshot as a hand (or another tool) could: for cases the API itself prevents. */
@@ -146,6 +147,20 @@ const cases: Case[] = [
         versionsOf(s, 'order', 'submit')[1]!.hasUpcaster = false;
       }),
     expected: ['upcaster-removed'],
+  },
+  {
+    rule: 'downcaster-removed',
+    name: 'passes: a published version gains a downcaster',
+    before: () => snapshot({ submitV2 }),
+    after: () => snapshot({ submitV2Down }),
+    expected: [],
+  },
+  {
+    rule: 'downcaster-removed',
+    name: 'fails: a published version loses its downcaster',
+    before: () => snapshot({ submitV2Down }),
+    after: () => snapshot({ submitV2 }),
+    expected: ['downcaster-removed'],
   },
 ];
 

@@ -13,7 +13,8 @@ export type CompatibilityCode =
   | 'version-removed'
   | 'schema-changed'
   | 'upcaster-missing'
-  | 'upcaster-removed';
+  | 'upcaster-removed'
+  | 'downcaster-removed';
 
 /** One change that would break a producer or a consumer. */
 export interface CompatibilityProblem {
@@ -35,9 +36,10 @@ export interface CompatibilityProblem {
  * - `schema-changed`: a published version's schema changed at all (published versions are
  *   immutable; add a version instead);
  * - `upcaster-missing`: a new version has no upcaster from the one before it;
- * - `upcaster-removed`: a published version lost its upcaster.
+ * - `upcaster-removed`: a published version lost its upcaster;
+ * - `downcaster-removed`: a published version lost its downcaster.
  *
- * Adding exchanges, events, and versions with upcasters is always fine.
+ * Adding exchanges, events, versions with upcasters, and downcasters is always fine.
  */
 export function checkCompatibility(
   previous: ContractSnapshot,
@@ -128,6 +130,16 @@ function checkPublishedVersion(
         `${previous.routingKey} changed its schema (at ${shown}${more}). A published version is ` +
         'immutable: its messages already exist, and services built on the old schema still run. ' +
         `Revert the change and add version ${previous.version + 1} with an upcaster instead.`,
+    });
+  }
+  if (previous.hasDowncaster === true && current.hasDowncaster !== true) {
+    problems.push({
+      code: 'downcaster-removed',
+      ...where,
+      version: previous.version,
+      message:
+        `${previous.routingKey} lost its downcaster to version ${previous.version - 1}: consumers ` +
+        `still on version ${previous.version - 1} receive it today and would dead-letter it. Put it back.`,
     });
   }
   if (previous.hasUpcaster && !current.hasUpcaster) {

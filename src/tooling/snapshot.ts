@@ -51,6 +51,11 @@ export interface SnapshotVersion {
   readonly routingKey: string;
   /** Whether the version declares an upcaster from the previous one (always false for version 1). */
   readonly hasUpcaster: boolean;
+  /**
+   * Whether the version declares a downcaster to the previous one, so that consumers of the
+   * previous version receive it too. Snapshots written before downcasters existed lack it: false.
+   */
+  readonly hasDowncaster?: boolean;
   /** JSON Schema (draft 2020-12) of the payload a consumer accepts; `{}` when unknown. */
   readonly schema: JsonSchema;
 }
@@ -97,6 +102,7 @@ async function snapshotVersions(
       version: v.version,
       routingKey: v.routingKey,
       hasUpcaster: v.upcast !== undefined,
+      hasDowncaster: v.downcast !== undefined,
       schema: canonicalSchema(schema),
     });
   }
@@ -182,7 +188,11 @@ function checkVersion(value: unknown, expected: number, path: string, problems: 
   }
   if (value.version !== expected) problems.push(`${path}.version: expected ${expected}`);
   if (typeof value.routingKey !== 'string') problems.push(`${path}.routingKey: expected a string`);
-  if (typeof value.hasUpcaster !== 'boolean')
+  if (typeof value.hasUpcaster !== 'boolean') {
     problems.push(`${path}.hasUpcaster: expected a boolean`);
+  }
+  if (value.hasDowncaster !== undefined && typeof value.hasDowncaster !== 'boolean') {
+    problems.push(`${path}.hasDowncaster: expected a boolean`);
+  }
   if (!isObject(value.schema)) problems.push(`${path}.schema: expected an object`);
 }
