@@ -1,7 +1,15 @@
-/** Adds a problem when `value` is set and is not a positive, finite number of milliseconds. */
-export function checkPositiveMs(problems: string[], name: string, value: unknown): void {
+/**
+ * Adds a problem when `value` is set and is not a positive number of milliseconds (finite, unless
+ * `infinity` allows `Infinity` to mean "never").
+ */
+export function checkPositiveMs(
+  problems: string[],
+  name: string,
+  value: unknown,
+  infinity = false,
+): void {
   if (value === undefined) return;
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+  if (typeof value !== 'number' || !(value > 0) || (!infinity && !Number.isFinite(value))) {
     problems.push(`${name} must be a positive number of milliseconds (got ${String(value)})`);
   }
 }
