@@ -16,15 +16,42 @@ export type SchemaOutput<S extends AnySchema> = StandardSchemaV1.InferOutput<S>;
 export interface Exchange<Name extends string = string> {
   readonly kind: 'exchange';
   readonly name: Name;
+  /** How its events travel when the publisher does not say otherwise. @defaultValue 'tidings' */
+  readonly format: WireFormat;
+}
+
+/**
+ * A wire format: `tidings` is the payload's JSON with CloudEvents headers; `celery` is Celery
+ * task protocol v2, which Celery workers (such as the seed's Python services) execute.
+ */
+export type WireFormat = 'tidings' | 'celery';
+
+/** Options of {@link defineExchange}. */
+export interface ExchangeOptions {
+  /**
+   * Wire format of the events published to this exchange, e.g. `celery` while Celery workers
+   * consume it. Consumers read both formats whatever this says.
+   * @defaultValue 'tidings'
+   */
+  readonly format?: WireFormat | undefined;
 }
 
 /**
  * Declares an exchange. The name is lowercase `[a-z0-9_-]+`; anything else throws an
  * {@link InvalidNameError} naming the problem.
  */
-export function defineExchange<const Name extends string>(name: Name): Exchange<Name> {
+export function defineExchange<const Name extends string>(
+  name: Name,
+  options: ExchangeOptions = {},
+): Exchange<Name> {
   assertName('exchange', name);
-  return Object.freeze({ kind: 'exchange', name });
+  const format = options.format ?? 'tidings';
+  if (format !== 'tidings' && format !== 'celery') {
+    throw new TypeError(
+      `exchange ${name}: format must be "tidings" or "celery" (got ${String(format)})`,
+    );
+  }
+  return Object.freeze({ kind: 'exchange', name, format });
 }
 
 /** One version of an event, as the runtime sees it. */

@@ -4,8 +4,10 @@ import type {
   Payload,
   PayloadInput,
   VersionOf,
+  WireFormat,
 } from '../contracts/event.js';
 import { assertFits, assertName } from '../contracts/names.js';
+import { decodeCelery, encodeCelery, isCeleryMessage } from '../envelope/celery.js';
 import {
   attemptsOf,
   type Envelope,
@@ -41,6 +43,7 @@ export type UnroutablePolicy = 'error' | 'warn' | 'ignore';
 export type DeadLetterReason =
   | 'handler-error'
   | 'invalid-json'
+  | 'invalid-celery'
   | 'schema-violation'
   | 'unsupported-version'
   | 'unknown-event'
@@ -82,6 +85,12 @@ export interface ServiceOptions {
   readonly maxMessageBytes?: number | undefined;
   /** @defaultValue warnings and errors to stderr */
   readonly logger?: Logger | undefined;
+  /**
+   * Wire format of what this service publishes: `tidings` (JSON payload, CloudEvents headers) or
+   * `celery` (Celery task protocol v2, for Celery workers). Consuming accepts both whatever this is.
+   * @defaultValue the exchange's format (`defineExchange(name, { format })`), else `tidings`
+   */
+  readonly format?: WireFormat | undefined;
   /** Default idempotency settings for every handler (see {@link HandlerOptions.idempotency}). */
   readonly idempotency?: IdempotencyOptions | undefined;
   /**
@@ -175,6 +184,8 @@ export interface PublishOptions<Ver extends number = number> {
   readonly causationId?: string | undefined;
   /** W3C trace context to forward. */
   readonly traceparent?: string | undefined;
+  /** Wire format of this message. @defaultValue the service's, else the exchange's */
+  readonly format?: WireFormat | undefined;
 }
 
 /** Publishes a typed event; resolves with the envelope once the broker has the message. */
@@ -293,6 +304,7 @@ export class Service {
   private readonly handlers: RegisteredHandler[] = [];
   private readonly publishes: readonly AnyEvent[];
   private readonly idempotency: IdempotencyOptions | undefined;
+  private readonly format: WireFormat | undefined;
   private readonly declaredExchanges = new Set<string>();
   private readonly declaring = new Map<string, Promise<void>>();
   private readonly listeners: { [K in keyof ServiceEvents]?: Listener<ServiceEvents[K]>[] } = {};
@@ -342,6 +354,7 @@ export class Service {
     this.logger = options.logger ?? consoleLogger(this.name);
     this.publishes = [...(options.publishes ?? [])];
     this.idempotency = options.idempotency;
+    this.format = options.format;
   }
 
   /** The events this service publishes and the handlers it runs. */
@@ -608,7 +621,6 @@ export class Service {
     }
     let value = validate(spec.schema, payload, spec.routingKey);
     if (value instanceof Promise) value = await value;
-    const body = Buffer.from(JSON.stringify(value));
     const id = options?.id ?? uuidv7();
     const envelope: Envelope = {
       id,
@@ -623,12 +635,17 @@ export class Service {
       traceparent: options?.traceparent ?? parent?.traceparent,
     };
     const exchange = event.exchange.name;
+    const format = options?.format ?? this.format ?? event.exchange.format;
+    const wire =
+      format === 'celery'
+        ? encodeCelery(envelope, value)
+        : { body: Buffer.from(JSON.stringify(value)), properties: envelopeToProperties(envelope) };
     if (!this.declaredExchanges.has(exchange)) await this.declareExchange(exchange);
     const outcome = await this.transport.publish({
       exchange,
       routingKey: spec.routingKey,
-      body,
-      properties: envelopeToProperties(envelope),
+      body: wire.body,
+      properties: wire.properties,
     });
     if (this.listeners.published) {
       this.emit('published', {
@@ -701,7 +718,21 @@ export class Service {
         message: `body is ${message.body.length} bytes, over the limit of ${this.maxMessageBytes}`,
       });
     }
-    const envelope = envelopeFromMessage(message);
+    let envelope: Envelope | undefined;
+    let payload: unknown;
+    // Celery task messages carry the payload inside `[args, kwargs, embed]`: detected from the
+    // headers, decoded here, so one queue can take both formats.
+    const celery = isCeleryMessage(message);
+    if (celery) {
+      const decoded = decodeCelery(message);
+      if ('reason' in decoded) {
+        return this.deadLetter(h, delivery, decoded.reason, { message: decoded.error });
+      }
+      envelope = decoded.envelope;
+      payload = decoded.payload;
+    } else {
+      envelope = envelopeFromMessage(message);
+    }
     if (!envelope) {
       return this.deadLetter(h, delivery, 'missing-envelope', {
         message: 'the message has no id (ce-id header or message_id property) or no Tidings type',
@@ -721,13 +752,14 @@ export class Service {
             : `version ${envelope.version} is newer than the handler's version ${sub.version} and declares no downcast to it; upgrade the handler, then replay`,
       });
     }
-    let payload: unknown;
-    try {
-      payload = JSON.parse(message.body.toString('utf8'));
-    } catch (error) {
-      return this.deadLetter(h, delivery, 'invalid-json', {
-        message: `body is not JSON: ${(error as Error).message}`,
-      });
+    if (!celery) {
+      try {
+        payload = JSON.parse(message.body.toString('utf8'));
+      } catch (error) {
+        return this.deadLetter(h, delivery, 'invalid-json', {
+          message: `body is not JSON: ${(error as Error).message}`,
+        });
+      }
     }
     try {
       payload = await this.decode(sub, envelope.version, payload);
