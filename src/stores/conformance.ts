@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import type { IdempotencyOptions, IdempotencyStore } from '../runtime/idempotency.js';
 import { silentLogger } from '../runtime/logger.js';
 import { createService, type Service } from '../runtime/service.js';
 import { uniqueName } from '../testing/broker.js';
 import { waitFor } from '../testing/conformance.js';
+import { testOrderSchema } from '../testing/schema.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
 
 /** How the idempotency store suite gets stores, and what the store does not promise. */
@@ -26,9 +26,11 @@ export interface IdempotencyStoreSuiteOptions {
   };
 }
 
+const order = (id: number) => ({ id, lines: [] });
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const submit = defineEvent(defineExchange('order'), 'submit', z.object({ id: z.number() }));
+const submit = defineEvent(defineExchange('order'), 'submit', testOrderSchema);
 
 /**
  * The behaviour every {@link IdempotencyStore} must have, written once and run against each
@@ -174,10 +176,10 @@ export function describeIdempotencyStoreConformance(
       it('acknowledges a message with a processed id without running the handler', async () => {
         const runs: number[] = [];
         const { producer, counts } = await setup((id) => runs.push(id));
-        const first = await producer.publish(submit, { id: 1 });
+        const first = await producer.publish(submit, order(1));
         await waitFor(() => counts.handled === 1, 'the first message to be handled');
-        await producer.publish(submit, { id: 1 }, { id: first.id });
-        await producer.publish(submit, { id: 2 });
+        await producer.publish(submit, order(1), { id: first.id });
+        await producer.publish(submit, order(2));
         await waitFor(() => counts.handled === 2 && counts.duplicate === 1, 'a duplicate');
         expect(runs.sort()).toEqual([1, 2]);
       });
@@ -188,10 +190,10 @@ export function describeIdempotencyStoreConformance(
           calls++;
           if (calls === 1) throw new Error('transient');
         });
-        const first = await producer.publish(submit, { id: 7 });
+        const first = await producer.publish(submit, order(7));
         await waitFor(() => counts.handled === 1, 'the retry to succeed');
         expect(counts.failed).toBe(1);
-        await producer.publish(submit, { id: 7 }, { id: first.id });
+        await producer.publish(submit, order(7), { id: first.id });
         await waitFor(() => counts.duplicate === 1, 'the duplicate to be skipped');
         expect(calls).toBe(2);
       });
@@ -202,9 +204,9 @@ export function describeIdempotencyStoreConformance(
           runs.push(id);
           await sleep(50);
         }, 2);
-        const first = await producer.publish(submit, { id: 1 });
+        const first = await producer.publish(submit, order(1));
         await Promise.all(
-          Array.from({ length: 5 }, () => producer.publish(submit, { id: 1 }, { id: first.id })),
+          Array.from({ length: 5 }, () => producer.publish(submit, order(1), { id: first.id })),
         );
         await waitFor(
           () => counts.handled + counts.duplicate === 6,
@@ -218,12 +220,12 @@ export function describeIdempotencyStoreConformance(
       it('runs a duplicate again once the processed id has expired', async () => {
         let runs = 0;
         const { producer, counts } = await setup(() => runs++, 1, { ttlMs: 200 });
-        const first = await producer.publish(submit, { id: 3 });
+        const first = await producer.publish(submit, order(3));
         await waitFor(() => counts.handled === 1, 'the first run');
-        await producer.publish(submit, { id: 3 }, { id: first.id });
+        await producer.publish(submit, order(3), { id: first.id });
         await waitFor(() => counts.duplicate === 1, 'the duplicate within the window');
         await sleep(350);
-        await producer.publish(submit, { id: 3 }, { id: first.id });
+        await producer.publish(submit, order(3), { id: first.id });
         await waitFor(() => counts.handled === 2, 'a second run after the window');
         expect(runs).toBe(2);
       });
