@@ -30,6 +30,21 @@ ensure_rabbitmq() {
 for service in "$@"; do
   case "$service" in
     rabbitmq) ensure_rabbitmq ;;
+    redis)
+      if ! listening 6379; then
+        echo "ensure-services: starting Redis"
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+          --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+      fi
+      wait_for Redis 6379 30
+      ;;
+    postgresql)
+      if ! listening 5432; then
+        echo "ensure-services: starting PostgreSQL"
+        pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start || true
+      fi
+      wait_for PostgreSQL 5432 60
+      ;;
     *) echo "ensure-services: unknown service $service" >&2; exit 2 ;;
   esac
 done
