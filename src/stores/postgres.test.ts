@@ -166,6 +166,17 @@ describe.skipIf(!up)('on PostgreSQL', () => {
       expect(await count(old)).toBe(0);
     });
 
+    it('never purges on claim with purgeIntervalMs: Infinity', async () => {
+      const store = new PostgresIdempotencyStore({ pool: admin, table, purgeIntervalMs: Infinity });
+      const old = uniqueName('old');
+      await store.complete(old, 10);
+      await sleep(50);
+      await store.claim(uniqueName('other'), 1000);
+      const { rows } = await admin.query(`SELECT 1 FROM ${table} WHERE key = $1`, [old]);
+      expect(rows).toHaveLength(1);
+      expect(await store.claim(old, 1000)).toBe('claimed');
+    });
+
     it('fails a claim with IdempotencyStoreError when the table is missing', async () => {
       const store = new PostgresIdempotencyStore({ pool: admin, table: tableName('missing') });
       const error = await store.claim('k', 1000).catch((e: unknown) => e);

@@ -115,7 +115,7 @@ class Purger {
   /** Purges if due. Best effort: a failed purge is retried at the next interval. */
   async maybe(): Promise<void> {
     const now = Date.now();
-    if (now < this.nextAt) return;
+    if (now < this.nextAt || this.intervalMs === Number.POSITIVE_INFINITY) return;
     this.nextAt = now + this.intervalMs;
     await this.table.purge(this.pool).catch(() => {});
   }
