@@ -1,0 +1,287 @@
+import { readFileSync } from 'node:fs';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { TidingsError } from '../errors.js';
+import { asyncApiCommand, checkCommand, snapshotCommand, topologyCommand } from './commands.js';
+import { CliError } from './errors.js';
+import { type Io, redactSecrets } from './io.js';
+
+const MODULE_NOTE = `A <module> is a path to a JavaScript or TypeScript module. TypeScript modules load
+through tsx: it is used when the CLI runs under it (npx tsx ...), or registered on the fly when
+it is installed.`;
+
+const HELP = {
+  main: `Usage: tidings <command> [options]
+
+Commands:
+  contracts snapshot   write a snapshot of a contracts module (events, versions, JSON Schemas)
+  contracts check      compare a contracts module with a snapshot; exit 1 on a breaking change
+  asyncapi             write an AsyncAPI 3.0 document describing services
+  topology             show who publishes and who consumes what (text, Mermaid or SVG)
+
+Options:
+  -h, --help           show help; after a command, that command's help
+  -v, --version        print the version of Tidings
+
+Exit codes: 0 done; 1 the check found breaking changes, or the command failed;
+2 bad usage or input (unknown option, missing file, a module with nothing to use).
+
+${MODULE_NOTE}
+`,
+  contracts: `Usage: tidings contracts <snapshot|check> [options]
+
+  snapshot   write a snapshot of a contracts module
+  check      compare a contracts module with a snapshot
+
+Run tidings contracts snapshot --help or tidings contracts check --help for their options.
+`,
+  snapshot: `Usage: tidings contracts snapshot --contracts <module> [--out <file>]
+
+Writes the contracts of a module (its exported exchanges and events, every version with its
+routing key, whether it has an upcaster, and the JSON Schema of its payload) as stable, sorted
+JSON, meant to be committed and checked with tidings contracts check.
+
+Options:
+  --contracts <module>   the contracts module (required)
+  --out <file>           write to this file instead of stdout
+
+${MODULE_NOTE}
+`,
+  check: `Usage: tidings contracts check <snapshot> --contracts <module>
+
+Compares the contracts of a module with a committed snapshot. Exits 1, listing each problem, on a
+change that would break a producer or a consumer: an exchange, event or version removed or
+renamed, a published version's schema changed, a new version without an upcaster.
+
+Options:
+  --contracts <module>   the contracts module (required)
+
+${MODULE_NOTE}
+`,
+  asyncapi: `Usage: tidings asyncapi --services <module> [options]
+
+Writes an AsyncAPI 3.0 document: one channel per routing key (AMQP topic exchange bindings), a
+send operation per published event, a receive operation per queue and routing key, and each
+message's payload as JSON Schema with its CloudEvents headers.
+
+Options:
+  --services <module>    the services module (required): it exports Service objects, a
+                         \`services\` array, or a default function returning services
+  --contracts <module>   also describe the events of this contracts module
+  --out <file>           write to this file instead of stdout
+  --format <json|yaml>   default: yaml when --out ends in .yaml or .yml, else json
+  --title <text>         info.title (default: Tidings services)
+  --api-version <text>   info.version (default: 1.0.0)
+  --server <url>         the broker, e.g. amqp://rabbitmq:5672/ (credentials are never written)
+
+${MODULE_NOTE}
+`,
+  topology: `Usage: tidings topology --services <module> [options]
+
+Shows which service publishes which routing key to which exchange, and which queues receive it.
+
+Options:
+  --services <module>          the services module (required)
+  --format <text|mermaid|svg>  default: from the --out extension (.svg, .mmd), else text
+  --out <file>                 write to this file instead of stdout
+  --title <text>               the SVG picture's heading
+
+${MODULE_NOTE}
+`,
+} as const;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const COMMON: Options = { help: { type: 'boolean', short: 'h' } };
+
+/**
+ * Runs the CLI with its arguments (without `node` and the script) and returns the exit code.
+ * Everything printed goes through `io`; secrets in URLs are redacted from error messages.
+ */
+export async function run(argv: readonly string[], io: Io): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (error) {
+    return report(error, io);
+  }
+}
+
+async function dispatch(argv: readonly string[], io: Io): Promise<number> {
+  const [command, sub] = argv;
+  if (command === undefined || command === '-h' || command === '--help') {
+    io.stdout(HELP.main);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '-v' || command === '--version') {
+    io.stdout(`${version()}\n`);
+    return 0;
+  }
+  switch (command) {
+    case 'contracts':
+      return contracts(sub, argv.slice(2), io);
+    case 'asyncapi':
+      return asyncapi(argv.slice(1), io);
+    case 'topology':
+      return topologyOf(argv.slice(1), io);
+    default:
+      throw new CliError(`unknown command "${command}". Run tidings --help for the commands.`);
+  }
+}
+
+async function contracts(
+  sub: string | undefined,
+  args: readonly string[],
+  io: Io,
+): Promise<number> {
+  if (sub === undefined || sub === '-h' || sub === '--help') {
+    io.stdout(HELP.contracts);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub === 'snapshot') {
+    const o = parse(args, { contracts: { type: 'string' }, out: { type: 'string' } }, 'snapshot');
+    if (!o) return help('snapshot', io);
+    return snapshotCommand(
+      { contracts: required(o.values, 'contracts', 'snapshot'), out: str(o.values.out) },
+      io,
+    );
+  }
+  if (sub === 'check') {
+    const o = parse(args, { contracts: { type: 'string' } }, 'check', 1);
+    if (!o) return help('check', io);
+    const snapshot = o.positionals[0];
+    if (snapshot === undefined) throw usage('the snapshot file is missing', 'check');
+    return checkCommand({ snapshot, contracts: required(o.values, 'contracts', 'check') }, io);
+  }
+  throw new CliError(`unknown command "contracts ${sub}". Run tidings contracts --help.`);
+}
+
+async function asyncapi(args: readonly string[], io: Io): Promise<number> {
+  const o = parse(
+    args,
+    {
+      services: { type: 'string' },
+      contracts: { type: 'string' },
+      out: { type: 'string' },
+      format: { type: 'string' },
+      title: { type: 'string' },
+      'api-version': { type: 'string' },
+      server: { type: 'string' },
+    },
+    'asyncapi',
+  );
+  if (!o) return help('asyncapi', io);
+  const v = o.values;
+  return asyncApiCommand(
+    {
+      services: required(v, 'services', 'asyncapi'),
+      contracts: str(v.contracts),
+      out: str(v.out),
+      format: str(v.format),
+      title: str(v.title) ?? 'Tidings services',
+      apiVersion: str(v['api-version']) ?? '1.0.0',
+      server: str(v.server),
+    },
+    io,
+  );
+}
+
+async function topologyOf(args: readonly string[], io: Io): Promise<number> {
+  const o = parse(
+    args,
+    {
+      services: { type: 'string' },
+      format: { type: 'string' },
+      out: { type: 'string' },
+      title: { type: 'string' },
+    },
+    'topology',
+  );
+  if (!o) return help('topology', io);
+  const v = o.values;
+  return topologyCommand(
+    {
+      services: required(v, 'services', 'topology'),
+      format: str(v.format),
+      out: str(v.out),
+      title: str(v.title),
+    },
+    io,
+  );
+}
+
+type Parsed = { values: Record<string, unknown>; positionals: string[] };
+
+/** Parses a command's options strictly; returns `undefined` when `--help` was asked for. */
+function parse(
+  args: readonly string[],
+  options: Options,
+  command: keyof typeof HELP,
+  positionals = 0,
+): Parsed | undefined {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: { ...COMMON, ...options },
+      allowPositionals: positionals > 0,
+      strict: true,
+    });
+  } catch (error) {
+    throw usage((error as Error).message, command);
+  }
+  if (parsed.values.help === true) return undefined;
+  if (parsed.positionals.length > positionals) {
+    throw usage(`unexpected argument "${parsed.positionals[positionals]}"`, command);
+  }
+  return parsed;
+}
+
+function help(command: keyof typeof HELP, io: Io): number {
+  io.stdout(HELP[command]);
+  return 0;
+}
+
+function required(
+  values: Record<string, unknown>,
+  name: string,
+  command: keyof typeof HELP,
+): string {
+  const value = str(values[name]);
+  if (value === undefined || value === '') throw usage(`--${name} <module> is required`, command);
+  return value;
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function usage(message: string, command: keyof typeof HELP): CliError {
+  const how = command === 'main' ? 'tidings --help' : `${commandLine(command)} --help`;
+  return new CliError(`${message}. Run ${how} for usage.`);
+}
+
+function commandLine(command: keyof typeof HELP): string {
+  return command === 'snapshot' || command === 'check'
+    ? `tidings contracts ${command}`
+    : `tidings ${command}`;
+}
+
+function report(error: unknown, io: Io): number {
+  if (error instanceof CliError) {
+    io.stderr(redactSecrets(`tidings: ${error.message}\n`));
+    return error.exitCode;
+  }
+  if (error instanceof TidingsError) {
+    // Invalid contracts or snapshots: the input is at fault, not Tidings.
+    io.stderr(redactSecrets(`tidings: ${error.message}\n`));
+    return 2;
+  }
+  const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  io.stderr(redactSecrets(`tidings: unexpected error: ${detail}\n`));
+  return 1;
+}
+
+function version(): string {
+  // Two levels under the package root both as src/cli/run.ts and as dist/cli/run.js.
+  const file = new URL('../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
