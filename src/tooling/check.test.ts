@@ -185,7 +185,7 @@ describe('checkCompatibility', () => {
     expect(problem!.message).toContain(
       'order.v1.submit changed its schema (at /properties/total/type)',
     );
-    expect(problem!.message).toContain('add version 2 with an upcaster');
+    expect(problem!.message).toContain('make the new schema version 2, with an upcaster');
   });
 
   it('suggests the new name of a renamed exchange or event', async () => {

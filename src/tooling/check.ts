@@ -95,7 +95,8 @@ function checkEvent(
       });
       continue;
     }
-    checkPublishedVersion(where, previous, current, problems);
+    const next = Math.max(before.versions.length, after.versions.length) + 1;
+    checkPublishedVersion(where, previous, current, next, problems);
   }
   for (const added of after.versions.slice(before.versions.length)) {
     if (added.version > 1 && !added.hasUpcaster) {
@@ -116,6 +117,7 @@ function checkPublishedVersion(
   where: { exchange: string; event: string },
   previous: SnapshotVersion,
   current: SnapshotVersion,
+  next: number,
   problems: CompatibilityProblem[],
 ): void {
   const changes = diffPaths(previous.schema, current.schema, '');
@@ -129,7 +131,7 @@ function checkPublishedVersion(
       message:
         `${previous.routingKey} changed its schema (at ${shown}${more}). A published version is ` +
         'immutable: its messages already exist, and services built on the old schema still run. ' +
-        `Revert the change and add version ${previous.version + 1} with an upcaster instead.`,
+        `Revert it, and make the new schema version ${next}, with an upcaster.`,
     });
   }
   if (previous.hasDowncaster === true && current.hasDowncaster !== true) {

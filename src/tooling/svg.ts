@@ -1,5 +1,11 @@
 import { compare } from './contracts.js';
-import type { Flows, Publication, Subscription } from './flows.js';
+import {
+  conversion,
+  type Flows,
+  type Publication,
+  type RoutedVersion,
+  type Subscription,
+} from './flows.js';
 
 /** Options of {@link topologySvg}. */
 export interface SvgOptions {
@@ -11,7 +17,7 @@ export interface SvgOptions {
 const S = {
   margin: 28,
   top: 92,
-  bottom: 56,
+  bottom: 72,
   head: 32,
   port: 28,
   gapY: 22,
@@ -137,7 +143,9 @@ function layOut(flows: Flows): Layout {
     publishers,
     exchanges,
     consumers,
-    width: Math.ceil(Math.max(xRight + rightW, LEGEND.length * 5.6) + S.margin),
+    width: Math.ceil(
+      Math.max(xRight + rightW, ...LEGEND.map((line) => line.length * 5.6)) + S.margin,
+    ),
     height: Math.ceil(S.top + content + S.bottom),
     publishLead,
     bindLead,
@@ -389,21 +397,23 @@ function consumerBox(c: ConsumerNode): string {
 }
 
 /**
- * What a queue's handler reads: `v2` (the version it is written against), or `v1, v2 to DLQ` when
- * a newer version reaches the queue and would be dead-lettered.
+ * What a queue's handler reads: `v2` (the version it is written against); `v1; v2 downcast` when
+ * a newer version reaches it converted; `v1; v2 to DLQ` when a newer one would be dead-lettered.
  */
 function versionBadge(row: QueueRow): { text: string; rejects: boolean } {
   const versions = new Set(row.bindings.flatMap((s) => [...s.handlerVersions.values()]));
-  const rejected = new Set(
-    row.bindings.flatMap((s) =>
-      s.routed.filter((v) => !s.accepted.includes(v)).map((v) => `v${v.version.version}`),
-    ),
-  );
   const reads = [...versions].sort((a, b) => a - b).map((v) => `v${v}`);
   const text = reads.length > 2 ? `${reads.length} events` : reads.join(', ');
-  return rejected.size > 0
-    ? { text: `${text}; ${[...rejected].sort(compare).join(', ')} to DLQ`, rejects: true }
-    : { text, rejects: false };
+  const wire = (pick: (s: Subscription, v: RoutedVersion) => boolean) => {
+    const found = row.bindings.flatMap((s) =>
+      s.routed.filter((v) => pick(s, v)).map((v) => `v${v.version.version}`),
+    );
+    return [...new Set(found)].sort(compare).join(', ');
+  };
+  const rejected = wire((s, v) => !s.accepted.includes(v));
+  if (rejected) return { text: `${text}; ${rejected} to DLQ`, rejects: true };
+  const downcast = wire((s, v) => s.accepted.includes(v) && conversion(s, v).includes('downcast'));
+  return { text: downcast ? `${text}; ${downcast} downcast` : text, rejects: false };
 }
 
 function heading(title: string, flows: Flows, layout: Layout): string {
@@ -433,15 +443,19 @@ function count(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-const LEGEND =
+const LEGEND = [
   'Arrows into an exchange carry the routing key published; arrows out of it, the binding ' +
-  'pattern of the queue. A service that publishes and consumes appears on both sides.';
+    'pattern of the queue. A service that publishes and consumes appears on both sides.',
+  'Beside each queue: the event version its handler is written against, and what becomes of ' +
+    'newer versions that reach it (downcast, or dead-lettered).',
+];
 
 function legend(layout: Layout): string {
-  return (
-    `<text x="${S.margin}" y="${layout.height - 22}" font-size="11" fill="#64748b">` +
-    `${esc(LEGEND)}</text>`
-  );
+  return LEGEND.map(
+    (line, i) =>
+      `<text x="${S.margin}" y="${layout.height - 36 + i * 16}" font-size="11" fill="#64748b">` +
+      `${esc(line)}</text>`,
+  ).join('\n');
 }
 
 function markers(exchanges: readonly ExchangeNode[]): string {
