@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { inspect, promisify } from 'node:util';
 import { connect as amqplibConnect, type Channel } from 'amqplib';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { defineEvent, defineExchange } from '../../contracts/event.js';
 import { HEADERS } from '../../envelope/envelope.js';
 import {
@@ -79,16 +79,14 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
 
   afterEach(async () => {
     for (const s of services.splice(0)) await s.stop();
-    const admin = open();
+    // Close first: a live transport would re-declare a queue deleted under its consumer.
+    for (const t of transports.splice(0)) await t.close();
+    const admin = amqpTransport({ url, logger: silentLogger });
     for (const topology of topologies.splice(0)) {
       await admin.deleteTopology(topology, { exchanges: true }).catch(() => {});
     }
+    await admin.close();
     for (const fn of cleanups.splice(0)) await fn().catch(() => {});
-    for (const t of transports.splice(0)) await t.close();
-  });
-
-  afterAll(async () => {
-    for (const t of transports) await t.close();
   });
 
   function contracts() {
@@ -180,7 +178,7 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
 
   it('reports unroutable messages, each to its own publish, many in flight', async () => {
     const t = open();
-    const exchange = uniqueName('ex');
+    const exchange = uniqueName('amqp');
     const topology = {
       exchanges: [exchange],
       queues: [{ name: `${exchange}.q`, bindings: [{ exchange, pattern: 'a.*' }] }],
@@ -237,7 +235,7 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
     );
     expect(conflict.message).toMatch(/queueType/);
     // The refusal closed a channel of its own: the transport still declares and publishes.
-    const exchange = uniqueName('ex');
+    const exchange = uniqueName('amqp');
     const ok = {
       exchanges: [exchange],
       queues: [{ name: `${exchange}.q`, bindings: [{ exchange, pattern: '#' }] }],
@@ -264,7 +262,7 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
 
   it('names the exchange when it exists with another type', async () => {
     const t = open();
-    const exchange = uniqueName('ex');
+    const exchange = uniqueName('amqp');
     cleanups.push(() => raw((ch) => ch.deleteExchange(exchange)));
     await raw((ch) => ch.assertExchange(exchange, 'direct', { durable: true }));
     const error = await t.declare({ exchanges: [exchange], queues: [] }).catch((e: unknown) => e);
@@ -348,7 +346,7 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
       const logger = recordingLogger();
       const t = open({ logger });
       const events = recordEvents(t);
-      const exchange = uniqueName('ex');
+      const exchange = uniqueName('amqp');
       const queue = `${exchange}.q`;
       const topology = {
         exchanges: [exchange],
@@ -405,14 +403,14 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
       t.consume(uniqueName('missing'), { prefetch: 1 }, () => {}),
     ).rejects.toBeInstanceOf(StateError);
     // The transport is unharmed.
-    const exchange = uniqueName('ex');
+    const exchange = uniqueName('amqp');
     topologies.push({ exchanges: [exchange], queues: [] });
     await t.declare({ exchanges: [exchange], queues: [] });
   });
 
   it('close() waits for every outstanding confirm, is idempotent, and refuses later use', async () => {
     const t = open();
-    const exchange = uniqueName('ex');
+    const exchange = uniqueName('amqp');
     const topology = {
       exchanges: [exchange],
       queues: [{ name: `${exchange}.q`, bindings: [{ exchange, pattern: '#' }] }],

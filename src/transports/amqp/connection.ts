@@ -98,7 +98,7 @@ export class ManagedConnection {
     this.settleWaiters(undefined, new StateError('The RabbitMQ transport is closed'));
     const connection = this.connection;
     this.connection = undefined;
-    if (connection) await connection.close().catch(() => {});
+    if (connection) await closeQuietly(connection);
   }
 
   private startConnecting(): void {
@@ -119,7 +119,7 @@ export class ManagedConnection {
       return;
     }
     if (this.state === 'closed') {
-      await connection.close().catch(() => {});
+      await closeQuietly(connection);
       return;
     }
     const reconnected = this.everConnected;
@@ -297,4 +297,29 @@ function isPermanent(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && PERMANENT_TLS.has(code)) return true;
   return /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|\b403\b|\b530\b/.test(error.message);
+}
+
+/**
+ * Closes an amqplib channel or connection and resolves when it is closed, whatever happens.
+ * amqplib resolves `close()` only on the broker's close-ok: if the socket dies first the promise
+ * never settles, so this also listens for the 'close' event and gives up waiting after a while.
+ */
+export function closeQuietly(
+  closable: { close(): Promise<void>; once(event: 'close', listener: () => void): unknown },
+  timeoutMs = 2000,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    closable.once('close', done);
+    try {
+      closable.close().then(done, done);
+    } catch {
+      done();
+    }
+  });
 }

@@ -7,7 +7,7 @@ import {
   deadLetterQueueName,
   type PublishOutcome,
 } from '../transport.js';
-import type { ManagedConnection } from './connection.js';
+import { closeQuietly as closeChannel, type ManagedConnection } from './connection.js';
 import type { AmqpTransportEvents, TypedEvents } from './events.js';
 import type { ResolvedAmqpOptions } from './options.js';
 import { AbandonedPublishError, type PublishRequest } from './publisher.js';
@@ -92,7 +92,7 @@ export class AmqpConsumer implements Consumer {
     this.host.forget(this);
     const handle = this.handle;
     if (handle && this.tag) await this.cancelOnBroker(handle, this.tag);
-    if (handle && handle.unsettled === 0) await closeQuietly(handle);
+    if (handle && handle.unsettled === 0) await closeHandle(handle);
   }
 
   private async cancelOnBroker(handle: ChannelHandle, tag: string): Promise<void> {
@@ -156,7 +156,7 @@ export class AmqpConsumer implements Consumer {
     this.cancelled = true;
     const handle = this.handle;
     this.handle = undefined;
-    if (handle) await closeQuietly(handle);
+    if (handle) await closeHandle(handle);
   }
 
   private deliver(handle: ChannelHandle, raw: ConsumeMessage): void {
@@ -177,7 +177,7 @@ export class AmqpConsumer implements Consumer {
     handle.unsettled--;
     if (this.cancelled && handle.unsettled === 0) {
       if (this.handle === handle) this.handle = undefined;
-      void closeQuietly(handle);
+      void closeHandle(handle);
     }
   }
 
@@ -389,10 +389,10 @@ function toIncoming(raw: ConsumeMessage): IncomingMessage {
   };
 }
 
-async function closeQuietly(handle: ChannelHandle): Promise<void> {
+async function closeHandle(handle: ChannelHandle): Promise<void> {
   if (!handle.open) return;
   handle.open = false;
-  await handle.channel.close().catch(() => {});
+  await closeChannel(handle.channel);
 }
 
 function sleep(ms: number): Promise<void> {

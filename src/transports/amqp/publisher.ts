@@ -7,7 +7,7 @@ import {
   StateError,
 } from '../../errors.js';
 import type { PublishOutcome } from '../transport.js';
-import type { ManagedConnection } from './connection.js';
+import { closeQuietly, type ManagedConnection } from './connection.js';
 import type { ResolvedAmqpOptions } from './options.js';
 import { brokerReason, replyCodeOf } from './topology.js';
 
@@ -154,7 +154,7 @@ export class Publisher {
     if (this.closed && this.outstanding === 0) return;
     const channel = await connection.createConfirmChannel();
     if (this.connection.current !== connection) {
-      await channel.close().catch(() => {});
+      await closeQuietly(channel);
       return;
     }
     let closeError: Error | undefined;
@@ -202,7 +202,7 @@ export class Publisher {
     this.sweeper = undefined;
     const channel = this.channel;
     this.channel = undefined;
-    if (channel) await channel.close().catch(() => {});
+    if (channel) await closeQuietly(channel);
   }
 
   private pump(): void {

@@ -9,6 +9,7 @@ import {
   retryQueueArguments,
   workQueueArguments,
 } from './args.js';
+import { closeQuietly } from './connection.js';
 
 /**
  * Retry queues per work queue: `<queue>.retry.1` … `<queue>.retry.10`. A message waiting for its
@@ -140,7 +141,7 @@ export async function applyDeclarations(
       }
     }
   } finally {
-    await channel.close().catch(() => {});
+    await closeQuietly(channel);
   }
 }
 
@@ -211,7 +212,7 @@ async function allDifferences(
     let next: Inequivalence | undefined;
     try {
       await declareOne(channel, d, shape);
-      await channel.close().catch(() => {});
+      await closeQuietly(channel);
     } catch (error) {
       next = parseInequivalence(error);
       if (next?.arg === last.arg) break;

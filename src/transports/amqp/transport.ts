@@ -11,7 +11,7 @@ import type {
   Transport,
 } from '../transport.js';
 import type { QueueArgumentOptions } from './args.js';
-import { ManagedConnection, sanitizeError } from './connection.js';
+import { closeQuietly, ManagedConnection, sanitizeError } from './connection.js';
 import { AmqpConsumer, type ConsumerHost } from './consumer.js';
 import { type AmqpTransportEvents, TypedEvents, type Unsubscribe } from './events.js';
 import {
@@ -312,7 +312,7 @@ export class AmqpTransport implements Transport {
     try {
       return await fn(channel);
     } finally {
-      if (!failed) await channel.close().catch(() => {});
+      if (!failed) await closeQuietly(channel);
     }
   }
 
