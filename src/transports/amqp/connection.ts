@@ -283,19 +283,13 @@ export function sanitizeError(error: unknown, password: string): Error {
   return safe;
 }
 
-const PERMANENT_TLS = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
+/** TLS failures: an untrusted or mismatched certificate, a refused client certificate, no TLS. */
+const PERMANENT_TLS = /^(ERR_SSL_|ERR_TLS_CERT|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/;
 
-/** Errors that retrying cannot fix: refused credentials, unknown vhost, an untrusted certificate. */
+/** Errors that retrying cannot fix: refused credentials, unknown vhost, TLS certificate problems. */
 function isPermanent(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && PERMANENT_TLS.has(code)) return true;
+  if (typeof code === 'string' && PERMANENT_TLS.test(code)) return true;
   return /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|\b403\b|\b530\b/.test(error.message);
 }
 
