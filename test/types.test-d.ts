@@ -3,6 +3,7 @@ import {
   defineEvent,
   defineExchange,
   type Envelope,
+  type Handler,
   type HandlerContext,
   memoryTransport,
   type Payload,
@@ -49,6 +50,29 @@ describe('types flow from the schema', () => {
         // @ts-expect-error version 1 has no currency
         payload.currency;
       },
+      { version: 1 },
+    );
+  });
+
+  it('lets a generic wrapper infer its payload from the event', () => {
+    const wrap =
+      <P>(fn: (payload: P, ctx: HandlerContext, extra: string) => unknown): Handler<P> =>
+      (payload, ctx) =>
+        fn(payload, ctx, 'extra');
+    service.on(
+      submit,
+      wrap((payload) => {
+        expectTypeOf(payload.currency).toEqualTypeOf<'EUR' | 'USD'>();
+      }),
+    );
+    service.on(
+      submit,
+      wrap((payload) => {
+        expectTypeOf(payload).toEqualTypeOf<{
+          id: number;
+          lines: { id: number; quantity: number; price: number }[];
+        }>();
+      }),
       { version: 1 },
     );
   });

@@ -126,9 +126,43 @@ type LastOf<V extends readonly AnySchema[]> = V extends readonly [
   ? L
   : AnySchema;
 
-type BuildTuple<L extends number, T extends unknown[] = []> = T['length'] extends L
-  ? T
-  : BuildTuple<L, [...T, unknown]>;
+// Version k lives at index k - 1. A lookup table instead of recursive tuple arithmetic keeps the
+// types shallow, so generic handler wrappers (`on(event, wrap(fn))`) still infer.
+type IndexOfVersion = [
+  never,
+  0,
+  1,
+  2,
+  3,
+  4,
+  5,
+  6,
+  7,
+  8,
+  9,
+  10,
+  11,
+  12,
+  13,
+  14,
+  15,
+  16,
+  17,
+  18,
+  19,
+  20,
+  21,
+  22,
+  23,
+  24,
+  25,
+  26,
+  27,
+  28,
+  29,
+  30,
+  31,
+];
 
 /** The schema tuple of an event. */
 export type SchemasOf<E extends AnyEvent> =
@@ -147,12 +181,10 @@ type VersionNumbers<V extends readonly unknown[], Acc extends unknown[] = []> = 
 export type LatestVersionOf<E extends AnyEvent> = SchemasOf<E>['length'];
 
 /** The schema of version `Ver` of an event. */
-export type SchemaAt<E extends AnyEvent, Ver extends number> =
-  BuildTuple<Ver> extends [unknown, ...infer Before]
-    ? SchemasOf<E>[Before['length']] extends infer S extends AnySchema
-      ? S
-      : never
-    : never;
+export type SchemaAt<E extends AnyEvent, Ver extends number> = SchemasOf<E>[IndexOfVersion[Ver] &
+  number] extends infer S extends AnySchema
+  ? S
+  : never;
 
 /** What `publish` accepts for version `Ver` (default: newest) of an event. */
 export type PayloadInput<E extends AnyEvent, Ver extends number = LatestVersionOf<E>> = SchemaInput<

@@ -402,11 +402,20 @@ export class Service {
    * bound to `<exchange>.*.<event>`, so it receives every version; the payload is validated and
    * upcast to the handler's version. Call before `start()`.
    */
-  on<E extends AnyEvent, Ver extends VersionOf<E> = LatestVersionOf<E>>(
+  on<E extends AnyEvent, Ver extends VersionOf<E>>(
     event: E,
     handler: Handler<Payload<E, Ver>>,
-    options: HandlerOptions<Ver> = {},
-  ): this {
+    options: HandlerOptions<Ver> & { readonly version: Ver },
+  ): this;
+  // Without an explicit version, the handler is typed against the newest one. A separate overload
+  // (rather than a defaulted type parameter) lets generic wrappers such as `on(event, wrap(fn))`
+  // infer their payload type from the event alone.
+  on<E extends AnyEvent>(
+    event: E,
+    handler: Handler<Payload<E>>,
+    options?: HandlerOptions<LatestVersionOf<E>>,
+  ): this;
+  on(event: AnyEvent, handler: Handler<never>, options: HandlerOptions = {}): this {
     if (event?.kind !== 'event') {
       throw new TypeError(`${this.name}.on: the first argument must come from defineEvent()`);
     }

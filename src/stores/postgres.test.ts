@@ -63,16 +63,18 @@ describe('Postgres stores without a server', () => {
     });
     const service = createService({ name: 'billing', transport: new MemoryBroker().transport() });
     // The payload type flows from the event (and its version), as with service.on.
-    inbox.on(service, submit, async (order, context, client) => {
-      expectTypeOf(order).toEqualTypeOf<{ id: number }>();
-      expectTypeOf(context.envelope.id).toEqualTypeOf<string>();
-      expectTypeOf(client).toEqualTypeOf<pg.PoolClient>();
-    });
-    inbox.on(
-      service,
+    service.on(
+      submit,
+      inbox.handler(async (order, context, client) => {
+        expectTypeOf(order).toEqualTypeOf<{ id: number }>();
+        expectTypeOf(context.envelope.id).toEqualTypeOf<string>();
+        expectTypeOf(client).toEqualTypeOf<pg.PoolClient>();
+      }),
+    );
+    service.on(
       submit,
       // @ts-expect-error: the payload has no field `total`
-      (order: { total: number }) => order.total,
+      inbox.handler((order: { total: number }) => order.total),
       { queue: 'billing.other' },
     );
     await unused.end();
@@ -367,9 +369,12 @@ describe.skipIf(!up)('on PostgreSQL', () => {
             logger: silentLogger,
             retry: { baseDelayMs: 10, jitter: 0 },
           });
-          inbox({ pool: pool() }).on(s, submit, (o, context, client) => fn(o.id, client, context), {
-            onDuplicate: () => counts.skipped++,
-          });
+          s.on(
+            submit,
+            inbox({ pool: pool() }).handler((o, context, client) => fn(o.id, client, context), {
+              onDuplicate: () => counts.skipped++,
+            }),
+          );
           s.observe('handled', () => counts.handled++);
           s.observe('failed', () => counts.failed++);
           await s.start();

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { AnyEvent, LatestVersionOf, Payload, VersionOf } from '../contracts/event.js';
 import { ConfigError } from '../errors.js';
 import {
   type ClaimResult,
@@ -7,7 +6,7 @@ import {
   type IdempotencyStore,
 } from '../runtime/idempotency.js';
 import { consoleLogger, type Logger } from '../runtime/logger.js';
-import type { Handler, HandlerContext, HandlerOptions, Service } from '../runtime/service.js';
+import type { Handler, HandlerContext } from '../runtime/service.js';
 import { IdempotencyStoreError } from './errors.js';
 import { checkPositiveMs, wholeMs } from './options.js';
 
@@ -375,9 +374,9 @@ export type InboxHandler<P, C extends PgClientLike = PgClientLike> = (
  * import { PostgresInbox } from 'tidings/postgres';
  * const inbox = new PostgresInbox<pg.PoolClient>({ pool: new pg.Pool() });
  * await inbox.ensureSchema();
- * inbox.on(billing, orderSubmit, async (order, ctx, db) => {
+ * billing.on(orderSubmit, inbox.handler(async (order, ctx, db) => {
  *   await db.query('INSERT INTO journal (order_id, amount) VALUES ($1, $2)', [order.id, order.total]);
- * });
+ * }));
  * ```
  */
 export class PostgresInbox<C extends PgClientLike = PgClientLike> {
@@ -515,22 +514,6 @@ export class PostgresInbox<C extends PgClientLike = PgClientLike> {
         options.onDuplicate?.({ key, context });
       }
     };
-  }
-
-  /**
-   * Registers `fn` on `service` for `event`, as `service.on(event, inbox.handler(fn), options)`
-   * would, with the payload typed from the event (and `options.version`). Use this rather than
-   * {@link PostgresInbox.handler} inside `service.on(...)`, where TypeScript cannot infer the
-   * payload type of a wrapped handler.
-   */
-  on<E extends AnyEvent, Ver extends VersionOf<E> = LatestVersionOf<E>>(
-    service: Service,
-    event: E,
-    fn: InboxHandler<Payload<E, Ver>, C>,
-    options: HandlerOptions<Ver> & InboxHandlerOptions = {},
-  ): Service {
-    const { scope, onDuplicate, ...handlerOptions } = options;
-    return service.on<E, Ver>(event, this.handler(fn, { scope, onDuplicate }), handlerOptions);
   }
 
   /** Deletes up to 1000 expired rows now; resolves with how many. */
