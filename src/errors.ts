@@ -149,8 +149,8 @@ export class ConnectionError extends TidingsError {
 
 /**
  * A publish was refused before reaching the broker because too many publishes were already
- * waiting to be written (for a connection to come back, or for the socket to drain). Nothing was
- * sent; retry later, or raise the transport's buffer limit.
+ * waiting for a connection to the broker to come back. Nothing was sent; retry later, or raise
+ * the transport's buffer limit.
  */
 export class PublishBufferFullError extends TidingsError {
   constructor(

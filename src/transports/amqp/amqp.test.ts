@@ -210,6 +210,70 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
     );
   });
 
+  it('keeps publishing around a publish to a missing exchange, which alone is rejected', async () => {
+    const t = open();
+    const exchange = uniqueName('amqp');
+    const queue = `${exchange}.q`;
+    const topology = {
+      exchanges: [exchange],
+      queues: [{ name: queue, bindings: [{ exchange, pattern: '#' }] }],
+    };
+    topologies.push(topology);
+    await t.declare(topology);
+    const good = (i: number) =>
+      t.publish({
+        exchange,
+        routingKey: 'k',
+        body: Buffer.from(String(i)),
+        properties: { headers: {} },
+      });
+    const before = Array.from({ length: 300 }, (_, i) => good(i));
+    const missing = t.publish({
+      exchange: uniqueName('missing'),
+      routingKey: 'k',
+      body: Buffer.from('lost'),
+      properties: { headers: {} },
+    });
+    const after = Array.from({ length: 300 }, (_, i) => good(300 + i));
+    await expect(missing).rejects.toThrow(/NOT_FOUND - no exchange/);
+    expect((await Promise.all([...before, ...after])).every((o) => o.routed)).toBe(true);
+    // Messages caught in flight when the broker closed the channel were sent again: the queue has
+    // every one of them, some maybe twice (at-least-once).
+    const bodies = new Set<string>();
+    await raw(async (ch) => {
+      for (
+        let m = await ch.get(queue, { noAck: true });
+        m;
+        m = await ch.get(queue, { noAck: true })
+      ) {
+        bodies.add(m.content.toString());
+      }
+    });
+    expect(bodies.size).toBe(600);
+  });
+
+  it('does not bound a burst of publishes while connected: they wait for the socket to drain', async () => {
+    const t = open({ maxBufferedPublishes: 100 });
+    const exchange = uniqueName('amqp');
+    const topology = {
+      exchanges: [exchange],
+      queues: [{ name: `${exchange}.q`, bindings: [{ exchange, pattern: '#' }] }],
+    };
+    topologies.push(topology);
+    await t.declare(topology);
+    const outcomes = await Promise.all(
+      Array.from({ length: 5000 }, (_, i) =>
+        t.publish({
+          exchange,
+          routingKey: 'k',
+          body: Buffer.alloc(512, i % 256),
+          properties: { headers: {} },
+        }),
+      ),
+    );
+    expect(outcomes.every((o) => o.routed)).toBe(true);
+  });
+
   it('names the queue and the difference when a queue exists with another type', async () => {
     const t = open();
     const { submit } = contracts();

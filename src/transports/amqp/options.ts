@@ -96,8 +96,9 @@ export interface AmqpTransportOptions {
    */
   readonly deliveryLimit?: number | false;
   /**
-   * Publishes that may wait to be written (while the broker is unreachable, or while the socket
-   * drains). Past it, `publish` rejects at once with `PublishBufferFullError`.
+   * Publishes that may wait while there is no connection (connecting, reconnecting). Past it,
+   * `publish` rejects at once with `PublishBufferFullError`. While connected there is no bound:
+   * publishes wait for the socket to drain, and each resolves on its confirm.
    * @defaultValue 10000
    */
   readonly maxBufferedPublishes?: number;

@@ -94,7 +94,7 @@ class Deque<T> {
  * - When amqplib's write buffer is full (`publish` returns false) nothing more is written until
  *   the channel emits `drain`; publishes queue meanwhile.
  * - While there is no channel (connecting, reconnecting) publishes queue, up to
- *   `maxBufferedPublishes`. Messages in flight when the channel or connection is lost go back to
+ *   `maxBufferedPublishes`; past it they reject at once with `PublishBufferFullError`. Messages in flight when the channel or connection is lost go back to
  *   the head of the queue and are sent again: at-least-once, a message may arrive twice.
  * - A publish that is not confirmed within `publishTimeoutMs` of being called rejects with
  *   `PublishTimeoutError`.
@@ -125,7 +125,9 @@ export class Publisher {
     if (this.closed) {
       return Promise.reject(new StateError('The RabbitMQ transport is closed; it cannot publish'));
     }
-    if (this.pendingCount >= this.options.maxBufferedPublishes) {
+    // The bound protects memory while the broker is away. While connected, publishes waiting for
+    // the socket to drain are the caller's own backpressure (each one awaits its confirm).
+    if (!this.channel && this.pendingCount >= this.options.maxBufferedPublishes) {
       return Promise.reject(
         new PublishBufferFullError(request.routingKey, this.options.maxBufferedPublishes),
       );
