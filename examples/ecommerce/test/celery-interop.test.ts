@@ -8,6 +8,7 @@ import amqplib from 'amqplib';
 import {
   createService,
   deadLetterQueueName,
+  type Envelope,
   type HandlerContext,
   HEADERS,
   type Service,
