@@ -67,8 +67,13 @@ export class AmqpConsumer implements Consumer {
       closeError = error;
     });
     channel.on('close', () => this.channelClosed(handle, closeError));
-    await channel.prefetch(this.prefetch, false);
-    await this.subscribe(handle);
+    try {
+      await channel.prefetch(this.prefetch, false);
+      await this.subscribe(handle);
+    } catch (error) {
+      await closeHandle(handle);
+      throw error;
+    }
   }
 
   private async subscribe(handle: ChannelHandle): Promise<void> {

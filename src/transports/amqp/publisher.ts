@@ -154,7 +154,14 @@ export class Publisher {
   /** Opens the confirm channel on a (re)opened connection and sends what waited. */
   async attach(connection: ChannelModel): Promise<void> {
     if (this.closed && this.outstanding === 0) return;
-    const channel = await connection.createConfirmChannel();
+    let channel: ConfirmChannel;
+    try {
+      channel = await connection.createConfirmChannel();
+    } catch (error) {
+      // Usually the connection died too, and its successor attaches. If not, try again shortly.
+      this.reopenLater(connection);
+      throw error;
+    }
     if (this.connection.current !== connection) {
       await closeQuietly(channel);
       return;
@@ -290,9 +297,12 @@ export class Publisher {
     if (this.channel === channel) this.channel = undefined;
     this.requeueInFlight(channel, error);
     const connection = this.connection.current;
-    if (!connection || !error) return;
-    // The broker closed the channel but not the connection (404 no exchange, say): reopen after
-    // a short, growing pause, so a message that always kills the channel cannot spin the CPU.
+    // The broker closed the channel but not the connection (404 no exchange, say): reopen.
+    if (connection && error) this.reopenLater(connection);
+  }
+
+  /** Opens a new channel after a short, growing pause, so a repeating failure cannot spin the CPU. */
+  private reopenLater(connection: ChannelModel): void {
     this.channelFailures++;
     const delay = Math.min(2000, 10 * 2 ** Math.min(this.channelFailures, 8));
     setTimeout(() => {

@@ -133,6 +133,13 @@ export class AmqpTransport implements Transport {
     await this.publishConnection.get();
   }
 
+  /**
+   * Declares the exchanges, the queues with their dead-letter queues, and the bindings (see
+   * `planTopology`), on a channel of its own. Remembered, and declared again after every
+   * reconnection. Rejects with `TopologyConflictError` naming every differing argument when an
+   * entity exists with other arguments, `BrokerOperationError` for other refusals, and
+   * `ConnectionError` when the broker cannot be reached.
+   */
   async declare(topology: Topology): Promise<void> {
     this.assertOpen();
     const retryLevels = (queue: string) => this.retryLevels.get(queue) ?? [];
@@ -161,6 +168,14 @@ export class AmqpTransport implements Transport {
     });
   }
 
+  /**
+   * Publishes a persistent, `mandatory` message on the confirm channel, with the envelope's
+   * properties (message id, correlation id, type, app id, timestamp, content type and encoding,
+   * headers). Resolves on the broker's ack, `routed: false` when it came back unroutable; rejects
+   * with `PublishRejectedError` on a nack or a missing exchange, `PublishTimeoutError` after
+   * `publishTimeoutMs`, `PublishBufferFullError` when too many wait for a lost connection.
+   * Returns at once: many publishes may be in flight.
+   */
   publish(message: OutgoingMessage): Promise<PublishOutcome> {
     if (this.closing) {
       return Promise.reject(new StateError('The RabbitMQ transport is closed; it cannot publish'));
@@ -168,6 +183,12 @@ export class AmqpTransport implements Transport {
     return this.publisher.publish(toRequest(message));
   }
 
+  /**
+   * Consumes a queue on a channel of its own with `prefetch` unacknowledged deliveries at most
+   * (per consumer) and manual acks. The consumer resumes by itself after a reconnection, and after
+   * a cancellation by the broker for a queue this transport declared. Rejects with `StateError`
+   * when the queue does not exist.
+   */
   async consume(
     queue: string,
     options: ConsumeOptions,
@@ -203,6 +224,11 @@ export class AmqpTransport implements Transport {
     return consumer;
   }
 
+  /**
+   * Cancels this transport's consumers of those queues, forgets them (they are not re-declared
+   * any more), then deletes each queue with its `.dlq` and every `.retry.<n>`, and the exchanges
+   * when `exchanges` is true. Deleting what does not exist is not an error.
+   */
   async deleteTopology(topology: Topology, options?: { exchanges?: boolean }): Promise<void> {
     this.assertOpen();
     const names = new Set(topology.queues.map((q) => q.name));
