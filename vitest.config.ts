@@ -12,6 +12,7 @@ export default defineConfig({
       { find: /^tidings\/amqp$/, replacement: src('transports/amqp/index.ts') },
       { find: /^tidings\/redis$/, replacement: src('stores/redis.ts') },
       { find: /^tidings\/postgres$/, replacement: src('stores/postgres.ts') },
+      { find: /^tidings\/tooling$/, replacement: src('tooling/index.ts') },
       { find: /^tidings$/, replacement: src('index.ts') },
     ],
   },
