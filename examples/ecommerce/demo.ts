@@ -2,19 +2,53 @@ import type { JournalEntry } from '@ecommerce/billing';
 import { formatCents } from '@ecommerce/contracts';
 import { connect, redactUrl } from 'tidings';
 import { narrate } from './narrate.js';
+import { startProcesses } from './processes.js';
 import { checkOutcome, type Outcome, plural, runScenario } from './scenario.js';
 import { startEcommerce } from './system.js';
 
 /**
- * The e-commerce demo: starts Order, Billing, Logistic and Notification in this process on one
- * broker (the embedded one unless `--broker <url>` says otherwise), plays the scenario over HTTP,
- * prints the flow of events and the final state, and exits 0 only if the outcome is right.
+ * The e-commerce demo: starts Order, Billing, Logistic and Notification, plays the scenario over
+ * HTTP, prints the flow of events and the final state, and exits 0 only if the outcome is right.
  *
- * How the services are started (here, in-process) is separate from the scenario, which only
- * needs their URLs: a mode that drives separately started processes only has to supply them.
+ * - `npm run demo`: all four in this process on the embedded broker, the flow narrated.
+ * - `npm run demo -- --broker amqp://guest:guest@127.0.0.1:5672`: each service as its own process
+ *   on RabbitMQ (add `--one-process` to keep them in this process on that broker).
+ *
+ * The scenario only needs the services' URLs, so both modes play the same one.
  */
 async function main(argv: readonly string[]): Promise<number> {
   const url = option(argv, '--broker') ?? 'memory://';
+  // An embedded broker lives in one process; a real broker is how separate processes talk.
+  const separate = !url.startsWith('memory:') && !argv.includes('--one-process');
+  return separate ? runAsProcesses(url) : runInProcess(url);
+}
+
+/** Each service as its own process on a real broker, as they are deployed. */
+async function runAsProcesses(url: string): Promise<number> {
+  console.log(`Four services as four processes on ${redactUrl(url)}.\n`);
+  const processes = await startProcesses(url, (line) => console.log(line));
+  try {
+    const outcome = await runScenario(
+      processes.urls,
+      (line) => console.log(`client: ${line}`),
+      20_000,
+    );
+    return report(outcome);
+  } finally {
+    await processes.stop();
+  }
+}
+
+function report(outcome: Outcome): number {
+  printOutcome(outcome);
+  const problems = checkOutcome(outcome);
+  for (const problem of problems) console.log(`WRONG: expected ${problem}`);
+  console.log(problems.length === 0 ? '\nOutcome as expected.' : '\nOutcome is WRONG.');
+  return problems.length === 0 ? 0 : 1;
+}
+
+/** The four services in this process, on one transport, with the flow narrated. */
+async function runInProcess(url: string): Promise<number> {
   const transport = await connect(url);
   const system = await startEcommerce(transport);
   const stopNarrating = narrate(system, (line) => console.log(line));
@@ -26,11 +60,7 @@ async function main(argv: readonly string[]): Promise<number> {
       console.log(`${'client'.padEnd(12)} ${line}`),
     );
     stopNarrating();
-    printOutcome(outcome);
-    const problems = checkOutcome(outcome);
-    for (const problem of problems) console.log(`WRONG: expected ${problem}`);
-    console.log(problems.length === 0 ? '\nOutcome as expected.' : '\nOutcome is WRONG.');
-    return problems.length === 0 ? 0 : 1;
+    return report(outcome);
   } finally {
     stopNarrating();
     await system.stop();

@@ -9,6 +9,15 @@ const billing = createBillingService({
   port: Number(process.env.PORT ?? 3002),
   host: process.env.HOST ?? '127.0.0.1',
 });
+if (process.env.LOG_EVENTS) {
+  // One line per message, for watching the flow (the multi-process demo sets it).
+  billing.service.observe('published', ({ envelope }) =>
+    console.log(`billing: -> ${envelope.type} ${envelope.id}`),
+  );
+  billing.service.observe('handled', ({ envelope }) =>
+    console.log(`billing: <- ${envelope.type} ${envelope.id}`),
+  );
+}
 console.log(`billing: HTTP on ${await billing.start()}, broker ${redactUrl(url)}`);
 
 let stopping = false;

@@ -9,6 +9,15 @@ const logistic = createLogisticService({
   port: Number(process.env.PORT ?? 3003),
   host: process.env.HOST ?? '127.0.0.1',
 });
+if (process.env.LOG_EVENTS) {
+  // One line per message, for watching the flow (the multi-process demo sets it).
+  logistic.service.observe('published', ({ envelope }) =>
+    console.log(`logistic: -> ${envelope.type} ${envelope.id}`),
+  );
+  logistic.service.observe('handled', ({ envelope }) =>
+    console.log(`logistic: <- ${envelope.type} ${envelope.id}`),
+  );
+}
 console.log(`logistic: HTTP on ${await logistic.start()}, broker ${redactUrl(url)}`);
 
 let stopping = false;

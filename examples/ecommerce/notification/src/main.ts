@@ -9,6 +9,15 @@ const notification = createNotificationService({
   port: Number(process.env.PORT ?? 3004),
   host: process.env.HOST ?? '127.0.0.1',
 });
+if (process.env.LOG_EVENTS) {
+  // One line per message, for watching the flow (the multi-process demo sets it).
+  notification.service.observe('published', ({ envelope }) =>
+    console.log(`notification: -> ${envelope.type} ${envelope.id}`),
+  );
+  notification.service.observe('handled', ({ envelope }) =>
+    console.log(`notification: <- ${envelope.type} ${envelope.id}`),
+  );
+}
 console.log(`notification: HTTP on ${await notification.start()}, broker ${redactUrl(url)}`);
 
 let stopping = false;

@@ -9,6 +9,15 @@ const order = createOrderService({
   port: Number(process.env.PORT ?? 3001),
   host: process.env.HOST ?? '127.0.0.1',
 });
+if (process.env.LOG_EVENTS) {
+  // One line per message, for watching the flow (the multi-process demo sets it).
+  order.service.observe('published', ({ envelope }) =>
+    console.log(`order: -> ${envelope.type} ${envelope.id}`),
+  );
+  order.service.observe('handled', ({ envelope }) =>
+    console.log(`order: <- ${envelope.type} ${envelope.id}`),
+  );
+}
 console.log(`order: HTTP on ${await order.start()}, broker ${redactUrl(url)}`);
 
 let stopping = false;
