@@ -7,9 +7,17 @@ const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const { hostname, port } = new URL(url);
 
 if (await brokerReachable(hostname, Number(port || 5672), 'RabbitMQ')) {
-  describeTransportConformance('amqp', {
-    create: () =>
-      amqpTransport({ url, connectionName: 'tidings conformance', logger: silentLogger }),
-    features: { durable: true, multiProcess: true },
-  });
+  // Both queue types: quorum is the default, classic the documented alternative.
+  for (const queueType of ['quorum', 'classic'] as const) {
+    describeTransportConformance(`amqp (${queueType} queues)`, {
+      create: () =>
+        amqpTransport({
+          url,
+          queueType,
+          connectionName: 'tidings conformance',
+          logger: silentLogger,
+        }),
+      features: { durable: true, multiProcess: true },
+    });
+  }
 }
