@@ -2,6 +2,14 @@ import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { TidingsError } from '../errors.js';
 import { asyncApiCommand, checkCommand, snapshotCommand, topologyCommand } from './commands.js';
+import {
+  confirmOnTerminal,
+  type DlqContext,
+  dlqList,
+  dlqPurge,
+  dlqReplay,
+  dlqShow,
+} from './dlq.js';
 import { CliError } from './errors.js';
 import { type Io, redactSecrets } from './io.js';
 
@@ -17,6 +25,10 @@ Commands:
   contracts check      compare a contracts module with a snapshot; exit 1 on a breaking change
   asyncapi             write an AsyncAPI 3.0 document describing services
   topology             show who publishes and who consumes what (text, Mermaid or SVG)
+  dlq list             list the messages of a dead-letter queue
+  dlq show             show one dead letter: every header and the body
+  dlq replay           send dead letters back to the queue that failed them
+  dlq purge            delete the messages of a dead-letter queue
 
 Options:
   -h, --help           show help; after a command, that command's help
@@ -87,6 +99,22 @@ Options:
 
 ${MODULE_NOTE}
 `,
+  dlq: `Usage: tidings dlq <list|show|replay|purge> <queue> [options]
+
+<queue> is a handler's queue (billing.order.submit) or its dead-letter queue
+(billing.order.submit.dlq). The broker is --broker <url>, else the BROKER_URL variable.
+
+  list <queue> [--json] [--limit <n>]   id, event, reason, attempts and age of each message
+  show <queue> <id>                     one message: every header and the body, as JSON
+  replay <queue> (--id <id>... | --all) send messages back to the queue whose handler failed
+                                        them, same id and body, attempts reset; each is removed
+                                        from the dead-letter queue only after the broker
+                                        confirmed the copy (a crash may duplicate, never lose)
+  purge <queue> [--yes]                 delete every message, after a confirmation
+
+Options:
+  --broker <url>   amqp://user:password@host:5672/vhost (the password is never printed)
+`,
 } as const;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -97,15 +125,19 @@ const COMMON: Options = { help: { type: 'boolean', short: 'h' } };
  * Runs the CLI with its arguments (without `node` and the script) and returns the exit code.
  * Everything printed goes through `io`; secrets in URLs are redacted from error messages.
  */
-export async function run(argv: readonly string[], io: Io): Promise<number> {
+export async function run(
+  argv: readonly string[],
+  io: Io,
+  ctx: DlqContext = { brokerUrl: process.env.BROKER_URL, confirm: confirmOnTerminal },
+): Promise<number> {
   try {
-    return await dispatch(argv, io);
+    return await dispatch(argv, io, ctx);
   } catch (error) {
     return report(error, io);
   }
 }
 
-async function dispatch(argv: readonly string[], io: Io): Promise<number> {
+async function dispatch(argv: readonly string[], io: Io, ctx: DlqContext): Promise<number> {
   const [command, sub] = argv;
   if (command === undefined || command === '-h' || command === '--help') {
     io.stdout(HELP.main);
@@ -122,6 +154,8 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
       return asyncapi(argv.slice(1), io);
     case 'topology':
       return topologyOf(argv.slice(1), io);
+    case 'dlq':
+      return dlq(sub, argv.slice(2), io, ctx);
     default:
       throw new CliError(`unknown command "${command}". Run tidings --help for the commands.`);
   }
@@ -206,6 +240,83 @@ async function topologyOf(args: readonly string[], io: Io): Promise<number> {
     },
     io,
   );
+}
+
+async function dlq(
+  sub: string | undefined,
+  args: readonly string[],
+  io: Io,
+  ctx: DlqContext,
+): Promise<number> {
+  if (sub === undefined || sub === '-h' || sub === '--help') {
+    io.stdout(HELP.dlq);
+    return sub === undefined ? 2 : 0;
+  }
+  const broker = { broker: { type: 'string' } } as const;
+  const queueOf = (o: Parsed) => {
+    const queue = o.positionals[0];
+    if (queue === undefined) throw usage('the queue is missing', 'dlq');
+    return queue;
+  };
+  const brokerOf = (o: Parsed) => str(o.values.broker) ?? ctx.brokerUrl;
+  switch (sub) {
+    case 'list': {
+      const o = parse(
+        args,
+        { ...broker, json: { type: 'boolean' }, limit: { type: 'string' } },
+        'dlq',
+        1,
+      );
+      if (!o) return help('dlq', io);
+      const limit = str(o.values.limit);
+      if (limit !== undefined && !/^[1-9][0-9]*$/.test(limit)) {
+        throw usage('--limit must be a positive integer', 'dlq');
+      }
+      return dlqList(
+        {
+          queue: queueOf(o),
+          broker: brokerOf(o),
+          json: o.values.json === true,
+          limit: limit === undefined ? undefined : Number(limit),
+        },
+        io,
+        ctx,
+      );
+    }
+    case 'show': {
+      const o = parse(args, broker, 'dlq', 2);
+      if (!o) return help('dlq', io);
+      const id = o.positionals[1];
+      if (id === undefined) throw usage('the message id is missing', 'dlq');
+      return dlqShow({ queue: queueOf(o), id, broker: brokerOf(o) }, io, ctx);
+    }
+    case 'replay': {
+      const o = parse(
+        args,
+        { ...broker, id: { type: 'string', multiple: true }, all: { type: 'boolean' } },
+        'dlq',
+        1,
+      );
+      if (!o) return help('dlq', io);
+      const ids = (o.values.id as string[] | undefined) ?? [];
+      return dlqReplay(
+        { queue: queueOf(o), ids, all: o.values.all === true, broker: brokerOf(o) },
+        io,
+        ctx,
+      );
+    }
+    case 'purge': {
+      const o = parse(args, { ...broker, yes: { type: 'boolean', short: 'y' } }, 'dlq', 1);
+      if (!o) return help('dlq', io);
+      return dlqPurge(
+        { queue: queueOf(o), yes: o.values.yes === true, broker: brokerOf(o) },
+        io,
+        ctx,
+      );
+    }
+    default:
+      throw new CliError(`unknown command "dlq ${sub}". Run tidings dlq --help.`);
+  }
 }
 
 type Parsed = { values: Record<string, unknown>; positionals: string[] };

@@ -1,0 +1,243 @@
+import { createInterface } from 'node:readline/promises';
+import { ConfigError } from '../errors.js';
+import {
+  type DeadLetter,
+  listDeadLetters,
+  purgeDeadLetters,
+  replayDeadLetters,
+} from '../ops/dead-letters.js';
+import { silentLogger } from '../runtime/logger.js';
+import { connect, redactUrl } from '../transports/connect.js';
+import { deadLetterQueueName, type Transport } from '../transports/transport.js';
+import { CliError } from './errors.js';
+import type { Io } from './io.js';
+
+/** What the dead-letter commands need besides their arguments. */
+export interface DlqContext {
+  /** `BROKER_URL` from the environment, used when `--broker` is absent. */
+  readonly brokerUrl: string | undefined;
+  /** Asks a yes/no question; resolves false when nobody can answer (no terminal). */
+  readonly confirm: (question: string) => Promise<boolean>;
+  /** Opens the transport; tests may substitute one. */
+  readonly open?: ((url: string) => Promise<Transport>) | undefined;
+}
+
+/** Asks on the terminal; refuses (false) when stdin is not a terminal. */
+export async function confirmOnTerminal(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** Accepts a handler queue (`billing.order.submit`) or its dead-letter queue (`...dlq`). */
+export function dlqName(queue: string): string {
+  return queue.endsWith('.dlq') ? queue : deadLetterQueueName(queue);
+}
+
+async function open(url: string, ctx: DlqContext): Promise<Transport> {
+  if (ctx.open) return ctx.open(url);
+  const parsed = (() => {
+    try {
+      return new URL(url);
+    } catch {
+      throw new CliError(`--broker is not a URL: ${redactUrl(url)}`);
+    }
+  })();
+  if (parsed.protocol === 'amqp:' || parsed.protocol === 'amqps:') {
+    const { amqpTransport } = await import('../transports/amqp/index.js');
+    // A command fails fast instead of waiting for a broker that may never come.
+    return amqpTransport({
+      url,
+      connectionName: 'tidings-cli',
+      connectTimeoutMs: 5000,
+      logger: silentLogger,
+    });
+  }
+  try {
+    return await connect(url);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message);
+    throw error;
+  }
+}
+
+/** Runs `fn` with a transport to the broker, always closing it, and turns failures into a clear line. */
+export async function withBroker<T>(
+  url: string | undefined,
+  ctx: DlqContext,
+  fn: (transport: Transport) => Promise<T>,
+): Promise<T> {
+  if (!url) {
+    throw new CliError(
+      'no broker: pass --broker <url> or set BROKER_URL (e.g. amqp://guest:guest@localhost:5672)',
+    );
+  }
+  const transport = await open(url, ctx);
+  try {
+    return await fn(transport);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new CliError(`${message} (broker ${redactUrl(url)})`, { exitCode: 1, cause: error });
+  } finally {
+    await transport.close().catch(() => {});
+  }
+}
+
+function age(since: string | undefined, now = Date.now()): string {
+  if (!since) return '?';
+  const s = Math.max(0, Math.round((now - Date.parse(since)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172_800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
+}
+
+/** Renders dead letters as an aligned table: id, event, reason, attempts, age, error. */
+export function formatTable(letters: readonly DeadLetter[], now = Date.now()): string {
+  const rows = [
+    ['ID', 'EVENT', 'REASON', 'ATTEMPTS', 'AGE', 'ERROR'],
+    ...letters.map((d) => [
+      d.id ?? '-',
+      d.type,
+      d.reason,
+      String(d.attempts),
+      age(d.deadLetteredAt, now),
+      d.error.length > 60 ? `${d.error.slice(0, 59)}…` : d.error,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return `${rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`;
+}
+
+function toJson(d: DeadLetter): Record<string, unknown> {
+  const body = d.body.toString('utf8');
+  let payload: unknown = body;
+  try {
+    payload = JSON.parse(body);
+  } catch {
+    // Not JSON (that may be why it is here): shown as text.
+  }
+  return {
+    id: d.id,
+    type: d.type,
+    reason: d.reason,
+    error: d.error,
+    attempts: d.attempts,
+    deadLetteredAt: d.deadLetteredAt,
+    queue: d.queue,
+    service: d.service,
+    headers: Object.fromEntries(
+      Object.entries(d.headers).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : v]),
+    ),
+    body: payload,
+  };
+}
+
+/** `tidings dlq list <queue> [--json] [--limit n]`. */
+export async function dlqList(
+  options: { queue: string; broker: string | undefined; json: boolean; limit: number | undefined },
+  io: Io,
+  ctx: DlqContext,
+): Promise<number> {
+  const queue = dlqName(options.queue);
+  const letters = await withBroker(options.broker, ctx, (t) =>
+    listDeadLetters(t, queue, { limit: options.limit }),
+  );
+  if (options.json) {
+    io.stdout(`${JSON.stringify(letters.map(toJson), null, 2)}\n`);
+  } else if (letters.length === 0) {
+    io.stdout(`${queue} is empty.\n`);
+  } else {
+    io.stdout(formatTable(letters));
+    io.stdout(`${letters.length} message${letters.length === 1 ? '' : 's'} in ${queue}\n`);
+  }
+  return 0;
+}
+
+/** `tidings dlq show <queue> <id>`: every header and the body of one dead letter. */
+export async function dlqShow(
+  options: { queue: string; id: string; broker: string | undefined },
+  io: Io,
+  ctx: DlqContext,
+): Promise<number> {
+  const queue = dlqName(options.queue);
+  const letters = await withBroker(options.broker, ctx, (t) => listDeadLetters(t, queue));
+  const found = letters.find((d) => d.id === options.id);
+  if (!found) throw new CliError(`no message with id ${options.id} in ${queue}`, { exitCode: 1 });
+  io.stdout(`${JSON.stringify(toJson(found), null, 2)}\n`);
+  return 0;
+}
+
+/** `tidings dlq replay <queue> (--id <id>... | --all)`, with a progress line on long replays. */
+export async function dlqReplay(
+  options: { queue: string; ids: readonly string[]; all: boolean; broker: string | undefined },
+  io: Io,
+  ctx: DlqContext,
+): Promise<number> {
+  if (options.all === options.ids.length > 0) {
+    throw new CliError(
+      'say what to replay: --id <id> (repeatable) or --all. Run tidings dlq replay --help.',
+    );
+  }
+  const queue = dlqName(options.queue);
+  let last = 0;
+  const result = await withBroker(options.broker, ctx, (t) =>
+    replayDeadLetters(t, queue, {
+      ids: options.all ? undefined : options.ids,
+      onProgress: (done, total) => {
+        const now = Date.now();
+        if (now - last > 500) {
+          last = now;
+          io.stderr(`replaying: ${done} of ${options.all ? `${total}+` : total}\n`);
+        }
+      },
+    }),
+  );
+  io.stdout(
+    `replayed ${result.replayed.length} message${result.replayed.length === 1 ? '' : 's'} from ${queue}\n`,
+  );
+  const missing = options.ids.filter((id) => !result.replayed.includes(id));
+  for (const failure of result.failed) io.stderr(`not replayed: ${failure.message}\n`);
+  const unknown = missing.filter((id) => !result.failed.some((f) => f.messageId === id));
+  for (const id of unknown) io.stderr(`not found: ${id}\n`);
+  return result.failed.length > 0 || unknown.length > 0 ? 1 : 0;
+}
+
+/** `tidings dlq purge <queue> [--yes]`: deletes every dead letter after a confirmation. */
+export async function dlqPurge(
+  options: { queue: string; yes: boolean; broker: string | undefined },
+  io: Io,
+  ctx: DlqContext,
+): Promise<number> {
+  const queue = dlqName(options.queue);
+  return withBroker(options.broker, ctx, async (t) => {
+    if (!options.yes) {
+      const count = (await listDeadLetters(t, queue)).length;
+      if (count === 0) {
+        io.stdout(`${queue} is empty.\n`);
+        return 0;
+      }
+      const ok = await ctx.confirm(
+        `Delete ${count} message${count === 1 ? '' : 's'} from ${queue}? This cannot be undone.`,
+      );
+      if (!ok)
+        throw new CliError('not purged: confirm at the prompt, or pass --yes', { exitCode: 1 });
+    }
+    const purged = await purgeDeadLetters(t, queue);
+    io.stdout(`purged ${purged} message${purged === 1 ? '' : 's'} from ${queue}\n`);
+    return 0;
+  });
+}
