@@ -1,5 +1,5 @@
 import { HEADERS, type HeaderValue, type IncomingMessage } from '../envelope/envelope.js';
-import { StateError, TidingsError } from '../errors.js';
+import { TidingsError } from '../errors.js';
 import { DEFAULT_EXCHANGE, type Delivery, type Transport } from '../transports/transport.js';
 
 /** One dead-lettered message, summarised for people and scripts. */
@@ -61,14 +61,6 @@ export function describeDeadLetter(message: IncomingMessage): DeadLetter {
   };
 }
 
-function requireGet(transport: Transport): (queue: string) => Promise<Delivery | undefined> {
-  if (!transport.get)
-    throw new StateError(
-      `The ${transport.kind} transport cannot read queues one message at a time`,
-    );
-  return transport.get.bind(transport);
-}
-
 /**
  * Takes every ready message of a queue, hands each to `visit`, and puts back those `visit` did
  * not settle, in their original order. While it runs, the messages it holds are invisible to
@@ -80,11 +72,10 @@ async function sweep(
   limit: number,
   visit: (delivery: Delivery) => Promise<boolean>,
 ): Promise<void> {
-  const get = requireGet(transport);
   const keep: Delivery[] = [];
   try {
     for (let n = 0; n < limit; n++) {
-      const delivery = await get(queue);
+      const delivery = await transport.get(queue);
       if (!delivery) break;
       if (!(await visit(delivery))) keep.push(delivery);
     }

@@ -330,6 +330,28 @@ export function describeTransportConformance(name: string, options: ConformanceO
         expect(otherGot.got.map((d) => d.message.body.toString())).toEqual(['slow', 'fast']);
       });
 
+      it('takes messages one at a time with get(), and puts a requeued one back in its place', async () => {
+        const t = await open();
+        const { exchange, queue } = await queueWith(t);
+        for (const b of ['a', 'b', 'c']) await t.publish(message(exchange, 'k', b));
+        const first = await t.get(queue);
+        const second = await t.get(queue);
+        expect([first, second].map((d) => d?.message.body.toString())).toEqual(['a', 'b']);
+        await second!.requeue();
+        await first!.requeue();
+        const again: string[] = [];
+        for (let d = await t.get(queue); d; d = await t.get(queue)) {
+          again.push(`${d.message.body}${d.message.redelivered ? '*' : ''}`);
+          await d.ack();
+        }
+        // Requeued messages come back before newer ones. Among themselves RabbitMQ keeps their
+        // original order in classic queues and the order of requeueing in quorum queues.
+        expect([...again.slice(0, 2)].sort()).toEqual(['a*', 'b*']);
+        expect(again[2]).toBe('c');
+        expect(await t.get(queue)).toBeUndefined();
+        await expect(t.get(uniqueName('missing'))).rejects.toThrow(/does not exist/);
+      });
+
       it('moves a dead-lettered message to <queue>.dlq with its body unchanged and headers added', async () => {
         const t = await open();
         const { exchange, queue } = await queueWith(t);

@@ -49,7 +49,7 @@ export interface Transport {
    * Resolves `undefined` when the queue is empty. Used by tooling (dead-letter inspection and
    * replay), not on the hot path.
    */
-  get?(queue: string): Promise<Delivery | undefined>;
+  get(queue: string): Promise<Delivery | undefined>;
 
   /**
    * Deletes the queues of a topology (with their retry and dead-letter queues) and, when

@@ -394,6 +394,45 @@ function toIncoming(raw: ConsumeMessage): IncomingMessage {
   };
 }
 
+/**
+ * Takes messages one at a time with `basic.get` on a channel of its own, for tooling (listing and
+ * replaying dead letters). Each message is an {@link AmqpDelivery}, settled like any other; one
+ * requeued goes back to its place in the queue.
+ */
+export class AmqpGetter {
+  private handle: ChannelHandle | undefined;
+  private readonly holders = new Map<string, AmqpConsumer>();
+
+  constructor(private readonly host: ConsumerHost) {}
+
+  async get(connection: ChannelModel, queue: string): Promise<Delivery | undefined> {
+    if (!this.handle?.open) {
+      const channel = await connection.createChannel();
+      const handle = new ChannelHandle(channel);
+      // A refused get (no such queue) closes the channel; the next get opens another.
+      channel.on('error', () => {});
+      channel.on('close', () => {
+        handle.open = false;
+      });
+      this.handle = handle;
+    }
+    const handle = this.handle;
+    const raw = await handle.channel.get(queue, { noAck: false });
+    if (raw === false) return undefined;
+    let holder = this.holders.get(queue);
+    if (!holder) {
+      holder = new AmqpConsumer(this.host, queue, 1, () => {});
+      this.holders.set(queue, holder);
+    }
+    handle.unsettled++;
+    return new AmqpDelivery(holder, handle, raw as unknown as ConsumeMessage);
+  }
+
+  async close(): Promise<void> {
+    if (this.handle) await closeHandle(this.handle);
+  }
+}
+
 async function closeHandle(handle: ChannelHandle): Promise<void> {
   if (!handle.open) return;
   handle.open = false;

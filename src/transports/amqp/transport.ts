@@ -12,7 +12,7 @@ import type {
 } from '../transport.js';
 import type { QueueArgumentOptions } from './args.js';
 import { closeQuietly, ManagedConnection, sanitizeError } from './connection.js';
-import { AmqpConsumer, type ConsumerHost } from './consumer.js';
+import { AmqpConsumer, AmqpGetter, type ConsumerHost } from './consumer.js';
 import { type AmqpTransportEvents, TypedEvents, type Unsubscribe } from './events.js';
 import {
   type AmqpTransportOptions,
@@ -57,6 +57,7 @@ export class AmqpTransport implements Transport {
   private readonly consumeConnection: ManagedConnection;
   private readonly publisher: Publisher;
   private readonly consumers = new Set<AmqpConsumer>();
+  private readonly getter: AmqpGetter;
   private readonly host: ConsumerHost;
   /** Everything declared through this transport, to declare again after a reconnection. */
   private readonly knownExchanges = new Set<string>();
@@ -104,6 +105,7 @@ export class AmqpTransport implements Transport {
       reportError: (error, during) => this.reportError(error, during),
       forget: (consumer) => this.consumers.delete(consumer),
     };
+    this.getter = new AmqpGetter(this.host);
   }
 
   /** The broker URL with the password replaced by `***`. */
@@ -262,6 +264,26 @@ export class AmqpTransport implements Transport {
    * so at most `publishTimeoutMs`), then closes the channels and both connections. Deliveries not
    * settled by then return to their queues. Idempotent: later calls return the same promise.
    */
+  /**
+   * Takes the next ready message of a queue with `basic.get` (no consumer), or `undefined` when
+   * the queue is empty. For tooling; the delivery is settled like any other.
+   */
+  async get(queue: string): Promise<Delivery | undefined> {
+    this.assertOpen();
+    const connection = await this.consumeConnection.get();
+    try {
+      return await this.getter.get(connection, queue);
+    } catch (error) {
+      // amqplib rejects a refused basic.get with the channel.close frame, not an Error.
+      const frame = (error as { fields?: { replyCode?: unknown; replyText?: unknown } }).fields;
+      if (replyCodeOf(error) === 404 || frame?.replyCode === 404) {
+        throw new StateError(`Cannot read queue "${queue}": it does not exist`);
+      }
+      const reason = typeof frame?.replyText === 'string' ? new Error(frame.replyText) : error;
+      throw brokerError(`get from queue "${queue}"`, sanitizeError(reason, this.options.password));
+    }
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -274,6 +296,7 @@ export class AmqpTransport implements Transport {
     // on still-open channels, so nothing is delivered twice for a clean shutdown.
     await this.publisher.close();
     await Promise.all(consumers.map((c) => c.shutdown()));
+    await this.getter.close();
     await Promise.all([this.publishConnection.close(), this.consumeConnection.close()]);
   }
 
