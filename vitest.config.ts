@@ -3,6 +3,13 @@ import { defineConfig } from 'vitest/config';
 
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
 
+/**
+ * Tests that stop or restart the broker (`*.chaos.test.ts`, `chaos.test.ts`) run in a second,
+ * serial pass (`vitest.chaos.config.ts`), never beside the others: a broker restart would fail
+ * whatever else was talking to it at that moment.
+ */
+export const CHAOS_TESTS = ['src/**/chaos.test.ts', '**/*.chaos.test.ts'];
+
 export default defineConfig({
   resolve: {
     // Tests run against the sources; the examples import `tidings` exactly as users do.
@@ -18,6 +25,7 @@ export default defineConfig({
   },
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**', ...CHAOS_TESTS],
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
     testTimeout: 20_000,
     hookTimeout: 30_000,
