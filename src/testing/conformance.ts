@@ -89,13 +89,16 @@ export function describeTransportConformance(name: string, options: ConformanceO
 
     afterEach(async () => {
       for (const s of services.splice(0)) await s.stop();
-      const admin = opened[0];
+      // Close every other connection first: a transport that declared a queue may re-declare
+      // it when it sees it deleted under its consumer.
+      const [admin, ...others] = opened.splice(0);
+      for (const t of others) await t.close();
       if (admin) {
         for (const topology of topologies.splice(0)) {
           await admin.deleteTopology(topology, { exchanges: true }).catch(() => {});
         }
+        await admin.close();
       }
-      for (const t of opened.splice(0)) await t.close();
     });
 
     function message(
@@ -289,6 +292,21 @@ export function describeTransportConformance(name: string, options: ConformanceO
         await waitFor(() => got.length === 5, '5 redeliveries', timeoutMs);
         expect(got.map((d) => d.message.body.toString()).sort()).toEqual(['0', '1', '2', '3', '4']);
         expect(got.every((d) => d.message.redelivered)).toBe(true);
+      });
+
+      it('lets a delivery be settled quietly after its connection closed; the message comes back', async () => {
+        const t1 = await open();
+        const t2 = await open();
+        const { exchange, queue } = await queueWith(t1);
+        await t1.publish(message(exchange, 'k', 'x'));
+        const held: Delivery[] = [];
+        await t2.consume(queue, { prefetch: 1 }, (d) => held.push(d));
+        await waitFor(() => held.length === 1, 'a delivery', timeoutMs);
+        await t2.close();
+        await expect(held[0]!.ack()).resolves.toBeUndefined();
+        const { got } = await collect(t1, queue);
+        await waitFor(() => got.length === 1, 'the redelivery', timeoutMs);
+        expect(got[0]!.message.redelivered).toBe(true);
       });
 
       it('parks a retried message, then delivers it to the same queue only, without blocking', async () => {

@@ -155,6 +155,8 @@ class MemoryQueue {
 class MemoryDelivery implements Delivery {
   readonly message: IncomingMessage;
   private settled = false;
+  /** Given back to its queue because its connection closed: settling it now does nothing. */
+  private returned = false;
 
   constructor(
     private readonly q: MemoryQueue,
@@ -175,17 +177,21 @@ class MemoryDelivery implements Delivery {
     return this.q.name;
   }
 
-  private settle(): void {
+  /** Returns false when the delivery was given back by a closed connection (as on RabbitMQ). */
+  private settle(): boolean {
+    if (this.returned) return false;
     if (this.settled) throw new StateError(`A delivery from ${this.q.name} was settled twice`);
     this.settled = true;
     this.consumer.unacked.delete(this);
     this.q.schedule();
+    return true;
   }
 
   /** Returns the message to the head of its queue; used when a consumer goes away. */
   returnToQueue(): void {
     if (this.settled) return;
     this.settled = true;
+    this.returned = true;
     this.consumer.unacked.delete(this);
     this.q.restore(this.stored);
   }
@@ -195,21 +201,20 @@ class MemoryDelivery implements Delivery {
   }
 
   async requeue(): Promise<void> {
-    this.settle();
-    this.q.restore(this.stored);
+    if (this.settle()) this.q.restore(this.stored);
   }
 
   async retry(delayMs: number, headers: Record<string, HeaderValue>): Promise<void> {
-    this.settle();
+    if (!this.settle()) return;
     const copy = withHeaders(this.stored.message, headers);
     const q = this.q;
     this.q.broker.later(delayMs, () => q.enqueue(copy));
   }
 
   async deadLetter(headers: Record<string, HeaderValue>): Promise<void> {
-    this.settle();
-    const dlq = this.q.broker.queue(deadLetterQueueName(this.q.name));
-    if (!dlq) throw new StateError(`Dead-letter queue of ${this.q.name} does not exist`);
+    if (!this.settle()) return;
+    // Declared with its queue; declared again if someone deleted it since, as on RabbitMQ.
+    const dlq = this.q.broker.declareQueue(deadLetterQueueName(this.q.name));
     dlq.enqueue(withHeaders(this.stored.message, headers));
   }
 }
