@@ -1,6 +1,6 @@
 import { logisticDispatched, orderSubmit } from '@ecommerce/contracts';
+import Fastify from 'fastify';
 import { consoleLogger, createService, type Logger, type Service, type Transport } from 'tidings';
-import { type JsonServer, serveJson } from './http.js';
 import { Warehouse } from './warehouse.js';
 
 export * from './warehouse.js';
@@ -60,26 +60,23 @@ export function createLogisticService(options: LogisticServiceOptions): Logistic
     },
     { version: 1 },
   );
-  let http: JsonServer | undefined;
+  // Read-only: the service's state, so a client can observe it wherever it runs.
+  const http = Fastify({ logger: false });
+  http.get('/shipments', async () => warehouse.list());
   return {
     service,
     warehouse,
     async start() {
       await service.start();
       try {
-        http = await serveJson(
-          { '/shipments': () => warehouse.list() },
-          options.port ?? 0,
-          options.host ?? '127.0.0.1',
-        );
+        return await http.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
       } catch (error) {
         await service.stop();
         throw error;
       }
-      return http.url;
     },
     async stop() {
-      await http?.close();
+      await http.close();
       await service.stop();
     },
   };
