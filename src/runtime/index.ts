@@ -14,4 +14,5 @@ export {
   retryDelay,
 } from './retry.js';
 export * from './service.js';
+export { type StopOnSignalsOptions, stopOnSignals } from './signals.js';
 export { validate } from './validate.js';

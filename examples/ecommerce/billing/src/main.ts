@@ -1,4 +1,4 @@
-import { connect, redactUrl } from 'tidings';
+import { connect, redactUrl, stopOnSignals } from 'tidings';
 import { createBillingService } from './index.js';
 
 // Billing as its own process: `BROKER_URL=amqp://... PORT=3002 npx tsx billing/src/main.ts`.
@@ -20,22 +20,14 @@ if (process.env.LOG_EVENTS) {
 }
 console.log(`billing: HTTP on ${await billing.start()}, broker ${redactUrl(url)}`);
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log(`billing: ${signal}, stopping`);
-  try {
-    await billing.stop();
-  } finally {
-    await transport.close();
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    shutdown(signal).catch((error: unknown) => {
-      console.error('billing: could not stop cleanly', error);
-      process.exitCode = 1;
-    });
-  });
-}
+stopOnSignals(
+  async () => {
+    console.log(`billing: stopping`);
+    try {
+      await billing.stop();
+    } finally {
+      await transport.close();
+    }
+  },
+  { name: 'billing' },
+);

@@ -1,4 +1,4 @@
-import { connect, redactUrl } from 'tidings';
+import { connect, redactUrl, stopOnSignals } from 'tidings';
 import { createLogisticService } from './index.js';
 
 // Logistic as its own process: `BROKER_URL=amqp://... PORT=3003 npx tsx logistic/src/main.ts`.
@@ -20,22 +20,14 @@ if (process.env.LOG_EVENTS) {
 }
 console.log(`logistic: HTTP on ${await logistic.start()}, broker ${redactUrl(url)}`);
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log(`logistic: ${signal}, stopping`);
-  try {
-    await logistic.stop();
-  } finally {
-    await transport.close();
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    shutdown(signal).catch((error: unknown) => {
-      console.error('logistic: could not stop cleanly', error);
-      process.exitCode = 1;
-    });
-  });
-}
+stopOnSignals(
+  async () => {
+    console.log(`logistic: stopping`);
+    try {
+      await logistic.stop();
+    } finally {
+      await transport.close();
+    }
+  },
+  { name: 'logistic' },
+);

@@ -1,4 +1,4 @@
-import { connect, redactUrl } from 'tidings';
+import { connect, redactUrl, stopOnSignals } from 'tidings';
 import { createNotificationService } from './index.js';
 
 // Notification as its own process: `BROKER_URL=amqp://... PORT=3004 npx tsx notification/src/main.ts`.
@@ -20,22 +20,14 @@ if (process.env.LOG_EVENTS) {
 }
 console.log(`notification: HTTP on ${await notification.start()}, broker ${redactUrl(url)}`);
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log(`notification: ${signal}, stopping`);
-  try {
-    await notification.stop();
-  } finally {
-    await transport.close();
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    shutdown(signal).catch((error: unknown) => {
-      console.error('notification: could not stop cleanly', error);
-      process.exitCode = 1;
-    });
-  });
-}
+stopOnSignals(
+  async () => {
+    console.log(`notification: stopping`);
+    try {
+      await notification.stop();
+    } finally {
+      await transport.close();
+    }
+  },
+  { name: 'notification' },
+);

@@ -1,4 +1,4 @@
-import { connect, redactUrl } from 'tidings';
+import { connect, redactUrl, stopOnSignals } from 'tidings';
 import { createOrderService } from './index.js';
 
 // Order as its own process: `BROKER_URL=amqp://... PORT=3001 npx tsx order/src/main.ts`.
@@ -20,22 +20,14 @@ if (process.env.LOG_EVENTS) {
 }
 console.log(`order: HTTP on ${await order.start()}, broker ${redactUrl(url)}`);
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log(`order: ${signal}, stopping`);
-  try {
-    await order.stop();
-  } finally {
-    await transport.close();
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    shutdown(signal).catch((error: unknown) => {
-      console.error('order: could not stop cleanly', error);
-      process.exitCode = 1;
-    });
-  });
-}
+stopOnSignals(
+  async () => {
+    console.log(`order: stopping`);
+    try {
+      await order.stop();
+    } finally {
+      await transport.close();
+    }
+  },
+  { name: 'order' },
+);
