@@ -82,11 +82,11 @@ describe('Postgres stores without a server', () => {
 });
 
 describe.skipIf(!up)('on PostgreSQL', () => {
-  const pools = [new pg.Pool({ connectionString: databaseUrl, max: 10 })];
+  const pools = [new pg.Pool({ connectionString: databaseUrl, max: 4, idleTimeoutMillis: 200 })];
   const admin = pools[0]!;
   const tables: string[] = [];
   const pool = () => {
-    const p = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+    const p = new pg.Pool({ connectionString: databaseUrl, max: 4, idleTimeoutMillis: 200 });
     pools.push(p);
     return p;
   };
