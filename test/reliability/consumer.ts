@@ -149,6 +149,7 @@ for (const h of config.handlers) {
     if (Object.getPrototypeOf(order) !== Object.prototype) say(`proto ${h.service} ${order.id}`);
     injectFaults(h, order, ctx.attempt);
     await effect(order, ctx);
+    say(`ok ${h.service} ${order.id}`);
   });
   service.observe('duplicate', ({ envelope }) => say(`dup ${h.service} ${envelope.id}`));
   service.observe('dead-lettered', ({ reason, messageId }) =>

@@ -146,6 +146,8 @@ export async function queueDepth(queue: string): Promise<number> {
 export class ConsumerProcess {
   /** Every `h` line, in arrival order. */
   readonly calls: Extract<ConsumerLine, { kind: 'h' }>[] = [];
+  /** Every `ok` line: handlers that returned. */
+  readonly returned: Extract<ConsumerLine, { kind: 'ok' }>[] = [];
   /** Every `dup` line. */
   readonly duplicates: Extract<ConsumerLine, { kind: 'dup' }>[] = [];
   /** Every `dead` line. */
@@ -193,6 +195,9 @@ export class ConsumerProcess {
         break;
       case 'h':
         this.calls.push(parsed);
+        break;
+      case 'ok':
+        this.returned.push(parsed);
         break;
       case 'dup':
         this.duplicates.push(parsed);

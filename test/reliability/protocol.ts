@@ -104,6 +104,7 @@ export const CONSUMER_ENV = 'TIDINGS_RELIABILITY_CONSUMER';
  *
  * - `ready`: every service is consuming;
  * - `h <service> <order id> <message id> <attempt> <redelivered 0|1>`: the handler was called;
+ * - `ok <service> <order id>`: the handler returned (the message is being acknowledged);
  * - `dup <service> <message id>`: a duplicate was acknowledged without running the effect;
  * - `dead <service> <reason> <message id or ->`: a message went to the dead-letter queue;
  * - `proto <service> <order id>`: a payload arrived with a prototype other than `Object.prototype`;
@@ -119,6 +120,7 @@ export type ConsumerLine =
       readonly attempt: number;
       readonly redelivered: boolean;
     }
+  | { readonly kind: 'ok'; readonly service: string; readonly orderId: number }
   | { readonly kind: 'dup'; readonly service: string; readonly messageId: string }
   | {
       readonly kind: 'dead';
@@ -153,6 +155,8 @@ export function parseLine(line: string): ConsumerLine | undefined {
         attempt: Number(rest[3]),
         redelivered: rest[4] === '1',
       };
+    case 'ok':
+      return { kind, service: rest[0]!, orderId: Number(rest[1]) };
     case 'dup':
       return { kind, service: rest[0]!, messageId: rest[1]! };
     case 'dead':
