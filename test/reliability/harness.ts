@@ -175,6 +175,20 @@ export function runCli(
   });
 }
 
+/** Polls an asynchronous check every 100 ms until it holds; throws after `timeoutMs`. */
+export async function waitUntil(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 /** A consumer process and everything it has reported so far. */
 export class ConsumerProcess {
   /** Every `h` line, in arrival order. */
