@@ -40,7 +40,15 @@ export async function startProcesses(
     for (const name of SERVICES) {
       const main = fileURLToPath(new URL(`./${name}/src/main.ts`, import.meta.url));
       const child = spawn(process.execPath, ['--import', 'tsx', main], {
-        env: { ...process.env, BROKER_URL: brokerUrl, PORT: '0', LOG_EVENTS: '1' },
+        // Without DATABASE_URL, Billing keeps its ledger in memory: the scenario numbers its
+        // orders from 1 on every run, so a ledger kept from an earlier run would refuse them.
+        env: {
+          ...process.env,
+          BROKER_URL: brokerUrl,
+          PORT: '0',
+          LOG_EVENTS: '1',
+          DATABASE_URL: undefined,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       children.set(name, child);

@@ -1,20 +1,81 @@
 import { type Chargeback, type OrderV2, orderTotalCents, toCents } from '@ecommerce/contracts';
 import { type Logger, NonRetryableError } from 'tidings';
-import { type JournalEntry, Ledger } from './ledger.js';
+import { type EntryDraft, type JournalEntry, Ledger, type TrialBalance } from './ledger.js';
 
 /**
- * Billing's domain: turns order events into journal entries. A submitted order is a sale on
- * credit (debit accounts-receivable, credit revenue, for the order's total); a chargeback posts the
- * reversing entry of that sale.
+ * What Billing's handlers and HTTP API need from its books, wherever they are kept: in memory
+ * ({@link Books}) or in PostgreSQL (`PostgresBooks`). Each record method returns the entry it
+ * posted, or `undefined` when the message or the order was already posted.
  */
-export class Books {
+export interface BillingBooks {
+  /** Posts the sale of a submitted order, once per message and once per order. */
+  recordSale(
+    order: OrderV2,
+    messageId: string,
+  ): JournalEntry | undefined | Promise<JournalEntry | undefined>;
+  /** Posts the reversal of a charged-back order's sale, once per message and once per order. */
+  recordChargeback(
+    chargeback: Chargeback,
+    messageId: string,
+  ): JournalEntry | undefined | Promise<JournalEntry | undefined>;
+  /** Every account's totals and the trial-balance totals. */
+  trialBalance(): TrialBalance | Promise<TrialBalance>;
+  /** Every posted entry, oldest first. */
+  journal(): readonly JournalEntry[] | Promise<readonly JournalEntry[]>;
+}
+
+/** The entry of a sale on credit: debit accounts-receivable, credit revenue, the order's total. */
+export function saleDraft(order: OrderV2, messageId: string): EntryDraft {
+  const cents = orderTotalCents(order);
+  return {
+    memo: `Sale, order #${order.id} (${order.currency})`,
+    orderId: order.id,
+    messageId,
+    postings: [
+      { account: 'accounts-receivable', side: 'debit', cents },
+      { account: 'revenue', side: 'credit', cents },
+    ],
+  };
+}
+
+/** The memo of the entry reversing a charged-back order's sale. */
+export function chargebackMemo(chargeback: Chargeback): string {
+  return `Chargeback, order #${chargeback.orderId}: ${chargeback.reason}`;
+}
+
+/**
+ * Throws a {@link NonRetryableError} when a chargeback's amount is not its sale's: partial
+ * chargebacks need a human, and no retry will change the amount.
+ */
+export function assertFullChargeback(chargeback: Chargeback, sale: JournalEntry): void {
+  const saleCents = sale.postings.find((p) => p.side === 'debit')?.cents ?? 0;
+  if (toCents(chargeback.amount) !== saleCents) {
+    throw new NonRetryableError(
+      `chargeback of order #${chargeback.orderId} is ${toCents(chargeback.amount)} cents but its ` +
+        `sale ${sale.id} is ${saleCents} cents; only full chargebacks are supported`,
+    );
+  }
+}
+
+/** The plain (retryable) error of a chargeback that overtook its sale. */
+export function saleNotPostedYet(orderId: number): Error {
+  return new Error(`order #${orderId} has no sale entry yet; the chargeback will be retried`);
+}
+
+/**
+ * Billing's domain, in memory: turns order events into journal entries. A submitted order is a
+ * sale on credit (debit accounts-receivable, credit revenue, for the order's total); a chargeback
+ * posts the reversing entry of that sale. Everything is lost when the process ends; with a
+ * database, `PostgresBooks` keeps the same books durably.
+ */
+export class Books implements BillingBooks {
   /** The general ledger the entries go to. */
   readonly ledger = new Ledger();
   /**
    * Ids of the messages already turned into entries. Delivery is at-least-once: the same message
    * can arrive twice (a redelivery after a crash, a replay). This set keeps one process from
-   * posting twice; it does not survive a restart, and a durable idempotency store shared by every
-   * replica (planned in Tidings) is what production needs.
+   * posting twice; it does not survive a restart and is not shared between replicas. For that,
+   * `PostgresBooks` records each id in the same transaction as its entries.
    */
   private readonly processed = new Set<string>();
   private readonly saleOf = new Map<number, string>();
@@ -33,16 +94,7 @@ export class Books {
       this.processed.add(messageId);
       return undefined;
     }
-    const cents = orderTotalCents(order);
-    const entry = this.ledger.post({
-      memo: `Sale, order #${order.id} (${order.currency})`,
-      orderId: order.id,
-      messageId,
-      postings: [
-        { account: 'accounts-receivable', side: 'debit', cents },
-        { account: 'revenue', side: 'credit', cents },
-      ],
-    });
+    const entry = this.ledger.post(saleDraft(order, messageId));
     this.saleOf.set(order.id, entry.id);
     this.processed.add(messageId);
     return entry;
@@ -58,8 +110,7 @@ export class Books {
     if (this.seen(messageId)) return undefined;
     const { orderId } = chargeback;
     const saleId = this.saleOf.get(orderId);
-    if (!saleId)
-      throw new Error(`order #${orderId} has no sale entry yet; the chargeback will be retried`);
+    if (!saleId) throw saleNotPostedYet(orderId);
     const done = this.reversalOf.get(orderId);
     if (done) {
       this.log.warn(
@@ -68,30 +119,26 @@ export class Books {
       this.processed.add(messageId);
       return undefined;
     }
-    this.assertFullAmount(chargeback, saleId);
-    const entry = this.ledger.reverse(saleId, {
-      memo: `Chargeback, order #${orderId}: ${chargeback.reason}`,
-      messageId,
-    });
+    assertFullChargeback(chargeback, this.ledger.entry(saleId)!);
+    const entry = this.ledger.reverse(saleId, { memo: chargebackMemo(chargeback), messageId });
     this.reversalOf.set(orderId, entry.id);
     this.processed.add(messageId);
     return entry;
+  }
+
+  /** The ledger's trial balance. */
+  trialBalance(): TrialBalance {
+    return this.ledger.trialBalance();
+  }
+
+  /** The ledger's entries, oldest first. */
+  journal(): readonly JournalEntry[] {
+    return this.ledger.journal();
   }
 
   private seen(messageId: string): boolean {
     if (!this.processed.has(messageId)) return false;
     this.log.info(`message ${messageId} was already posted; skipping the duplicate`);
     return true;
-  }
-
-  private assertFullAmount(chargeback: Chargeback, saleId: string): void {
-    const sale = this.ledger.entry(saleId);
-    const saleCents = sale?.postings.find((p) => p.side === 'debit')?.cents ?? 0;
-    if (toCents(chargeback.amount) !== saleCents) {
-      throw new NonRetryableError(
-        `chargeback of order #${chargeback.orderId} is ${toCents(chargeback.amount)} cents but its ` +
-          `sale ${saleId} is ${saleCents} cents; only full chargebacks are supported`,
-      );
-    }
   }
 }

@@ -100,15 +100,7 @@ export class Ledger {
   reverse(entryId: string, cause: { memo: string; messageId: string }): JournalEntry {
     const original = this.entry(entryId);
     if (!original) throw new NonRetryableError(`There is no journal entry ${entryId} to reverse.`);
-    return this.post({
-      memo: cause.memo,
-      orderId: original.orderId,
-      messageId: cause.messageId,
-      reverses: original.id,
-      postings: original.postings
-        .map((p): Posting => ({ ...p, side: p.side === 'debit' ? 'credit' : 'debit' }))
-        .sort(debitsFirst),
-    });
+    return this.post(reversingDraft(original, cause));
   }
 
   /** The entry with this id, if posted. */
@@ -146,6 +138,25 @@ export class Ledger {
     else t.credits += p.cents;
     this.totals.set(p.account, t);
   }
+}
+
+/**
+ * The mirror image of an entry (every debit becomes a credit and the reverse, debits first),
+ * which cancels its effect on every account without erasing history.
+ */
+export function reversingDraft(
+  original: JournalEntry,
+  cause: { memo: string; messageId: string },
+): EntryDraft {
+  return {
+    memo: cause.memo,
+    orderId: original.orderId,
+    messageId: cause.messageId,
+    reverses: original.id,
+    postings: original.postings
+      .map((p): Posting => ({ ...p, side: p.side === 'debit' ? 'credit' : 'debit' }))
+      .sort(debitsFirst),
+  };
 }
 
 /** Lists every way a draft breaks double entry; empty when it may be posted. */
