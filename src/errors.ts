@@ -113,7 +113,8 @@ export class ConfigError extends TidingsError {
 
 /**
  * Throw this (or a subclass) from a handler to skip retries: the message goes straight to the
- * dead-letter queue with reason `non-retryable`.
+ * dead-letter queue, with reason `handler-error` and error name `NonRetryableError` (or the
+ * subclass's name).
  */
 export class NonRetryableError extends TidingsError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -174,7 +174,9 @@ export async function dlqShow(
   ctx: DlqContext,
 ): Promise<number> {
   const queue = dlqName(options.queue);
-  const letters = await withBroker(options.broker, ctx, (t) => listDeadLetters(t, queue));
+  const letters = await withBroker(options.broker, ctx, (t) =>
+    listDeadLetters(t, queue, { limit: Number.MAX_SAFE_INTEGER }),
+  );
   const found = letters.find((d) => d.id === options.id);
   if (!found) throw new CliError(`no message with id ${options.id} in ${queue}`, { exitCode: 1 });
   io.stdout(`${JSON.stringify(toJson(found), null, 2)}\n`);
@@ -224,19 +226,23 @@ export async function dlqPurge(
 ): Promise<number> {
   const queue = dlqName(options.queue);
   return withBroker(options.broker, ctx, async (t) => {
+    let ids: string[] | undefined;
     if (!options.yes) {
-      const count = (await listDeadLetters(t, queue)).length;
-      if (count === 0) {
+      // Only what was counted and confirmed is deleted, not what arrives meanwhile.
+      const listed = await listDeadLetters(t, queue, { limit: Number.MAX_SAFE_INTEGER });
+      if (listed.length === 0) {
         io.stdout(`${queue} is empty.\n`);
         return 0;
       }
+      const count = listed.length;
       const ok = await ctx.confirm(
         `Delete ${count} message${count === 1 ? '' : 's'} from ${queue}? This cannot be undone.`,
       );
       if (!ok)
         throw new CliError('not purged: confirm at the prompt, or pass --yes', { exitCode: 1 });
+      ids = listed.flatMap((d) => (d.id === undefined ? [] : [d.id]));
     }
-    const purged = await purgeDeadLetters(t, queue);
+    const purged = await purgeDeadLetters(t, queue, { ids });
     io.stdout(`purged ${purged} message${purged === 1 ? '' : 's'} from ${queue}\n`);
     return 0;
   });

@@ -1,6 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { redactUrl } from '../transports/connect.js';
 
 /** Where the CLI reads and writes: the process, or a test's buffers. */
 export interface Io {
@@ -29,9 +28,4 @@ export async function writeOutput(
   io.stderr(`wrote ${out} (${what})\n`);
 }
 
-const URL_WITH_USER = /\b[a-z][a-z0-9+.-]*:\/\/[^\s/@]*:[^\s@]*@[^\s]*/gi;
-
-/** Replaces the password of every URL in a text with `***`, so messages never print secrets. */
-export function redactSecrets(text: string): string {
-  return text.replace(URL_WITH_USER, (url) => redactUrl(url));
-}
+export { redactSecrets } from '../redact.js';

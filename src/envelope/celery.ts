@@ -6,6 +6,7 @@ import {
   HEADERS,
   type HeaderValue,
   type MessageProperties,
+  timeFromTimestamp,
 } from './envelope.js';
 
 /**
@@ -259,11 +260,7 @@ export function decodeCelery(message: {
       event: parsed.event,
       version: parsed.version,
       source: header(h, HEADERS.source) ?? header(h, 'origin') ?? 'celery',
-      time:
-        time ??
-        (p.timestamp !== undefined
-          ? new Date(p.timestamp * 1000).toISOString()
-          : new Date().toISOString()),
+      time: time ?? timeFromTimestamp(p.timestamp) ?? new Date().toISOString(),
       correlationId: header(h, 'root_id') ?? id,
       causationId: header(h, 'parent_id'),
       traceparent: header(h, HEADERS.traceparent),

@@ -144,10 +144,7 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
   if (!id || !type) return undefined;
   const parsed = parseRoutingKey(type);
   if (!parsed) return undefined;
-  const time =
-    str(h[HEADERS.time]) ??
-    (p.timestamp !== undefined ? new Date(p.timestamp * 1000).toISOString() : undefined) ??
-    new Date().toISOString();
+  const time = str(h[HEADERS.time]) ?? timeFromTimestamp(p.timestamp) ?? new Date().toISOString();
   const correlationId = p.correlationId ?? id;
   return {
     id,
@@ -161,6 +158,16 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
     causationId: str(h[HEADERS.causationId]),
     traceparent: str(h[HEADERS.traceparent]),
   };
+}
+
+/**
+ * The RFC 3339 time of an AMQP `timestamp` (seconds), or `undefined` when it is missing or out of
+ * range (some clients write milliseconds or microseconds there).
+ */
+export function timeFromTimestamp(seconds: number | undefined): string | undefined {
+  if (seconds === undefined || !Number.isFinite(seconds)) return undefined;
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
 }
 
 /** Number of failed attempts recorded on a message (0 when none). */

@@ -62,9 +62,11 @@ export function describeDeadLetter(message: IncomingMessage): DeadLetter {
 }
 
 /**
- * Takes every ready message of a queue, hands each to `visit`, and puts back those `visit` did
+ * Takes the ready messages of a queue, hands each to `visit`, and puts back those `visit` did
  * not settle, in their original order. While it runs, the messages it holds are invisible to
- * consumers; messages arriving meanwhile are read too, up to `limit`.
+ * consumers. It stops at `limit`, at the end of the queue, or at the first message it has already
+ * seen in this sweep: a message replayed, failed again at once and dead-lettered again is left
+ * for the next sweep instead of looping.
  */
 async function sweep(
   transport: Transport,
@@ -73,14 +75,26 @@ async function sweep(
   visit: (delivery: Delivery) => Promise<boolean>,
 ): Promise<void> {
   const keep: Delivery[] = [];
+  const seen = new Set<string>();
   try {
     for (let n = 0; n < limit; n++) {
       const delivery = await transport.get(queue);
       if (!delivery) break;
-      if (!(await visit(delivery))) keep.push(delivery);
+      const id = describeDeadLetter(delivery.message).id;
+      if (id !== undefined && seen.has(id)) {
+        keep.push(delivery);
+        break;
+      }
+      if (id !== undefined) seen.add(id);
+      let settled = false;
+      try {
+        settled = await visit(delivery);
+      } finally {
+        if (!settled) keep.push(delivery);
+      }
     }
   } finally {
-    for (const d of keep) await d.requeue();
+    for (const d of keep) await d.requeue().catch(() => {});
   }
 }
 
@@ -101,7 +115,11 @@ export async function listDeadLetters(
   return out;
 }
 
-/** Headers that describe a failure: a replay removes them, so attempts start again from 1. */
+/**
+ * Headers that describe a failure: a replay removes them, so attempts start again from 1. Where
+ * the message was first published (`tidings-original-*`) stays: the replay travels through the
+ * default exchange, and consumers read the original exchange and routing key from those.
+ */
 const FAILURE_HEADERS: readonly string[] = [
   HEADERS.attempts,
   HEADERS.firstFailure,
@@ -114,8 +132,6 @@ const FAILURE_HEADERS: readonly string[] = [
   HEADERS.service,
   HEADERS.handler,
   HEADERS.queue,
-  HEADERS.originalExchange,
-  HEADERS.originalRoutingKey,
 ];
 
 /** What {@link replayDeadLetters} did. */
@@ -159,12 +175,17 @@ export async function replayDeadLetters(
     }
     const headers: Record<string, HeaderValue> = { ...d.message.properties.headers };
     for (const name of FAILURE_HEADERS) delete headers[name];
+    headers[HEADERS.originalExchange] ??= d.message.exchange;
+    headers[HEADERS.originalRoutingKey] ??= d.message.routingKey;
+    // A plain AMQP message names its event only by its routing key, which the replay replaces
+    // with the queue's name: keep the event in the `type` property.
+    const type = d.message.properties.type ?? (headers[HEADERS.type] ? undefined : dead.type);
     try {
       const outcome = await transport.publish({
         exchange: DEFAULT_EXCHANGE,
         routingKey: dead.queue,
         body: d.message.body,
-        properties: { ...d.message.properties, headers },
+        properties: { ...d.message.properties, type, headers },
       });
       if (!outcome.routed) {
         result.failed.push(new ReplayError(dead.id, `queue ${dead.queue} does not exist`));

@@ -37,6 +37,9 @@ export interface RetryPolicy {
   readonly retryable?: ((error: unknown) => boolean) | undefined;
 }
 
+/** The longest delay a timer can wait: 2^31 - 1 milliseconds. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
 /** A retry policy with every default filled in. */
 export type ResolvedRetryPolicy = {
   readonly [K in keyof RetryPolicy]-?: Exclude<RetryPolicy[K], undefined>;
@@ -71,6 +74,12 @@ export function resolveRetryPolicy(
   if (!(p.factor >= 1)) problems.push(`factor must be >= 1 (got ${p.factor})`);
   if (!(p.maxDelayMs >= p.baseDelayMs)) {
     problems.push(`maxDelayMs must be >= baseDelayMs (got ${p.maxDelayMs})`);
+  }
+  // Timers (and RabbitMQ's per-message expiration) hold at most a signed 32-bit count of ms.
+  if (p.maxDelayMs > MAX_DELAY_MS) {
+    problems.push(
+      `maxDelayMs must be at most ${MAX_DELAY_MS} (about 24.8 days; got ${p.maxDelayMs})`,
+    );
   }
   if (!(p.jitter >= 0 && p.jitter <= 1))
     problems.push(`jitter must be in [0, 1] (got ${p.jitter})`);

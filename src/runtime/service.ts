@@ -18,6 +18,7 @@ import {
 } from '../envelope/envelope.js';
 import { uuidv7 } from '../envelope/id.js';
 import { ConfigError, StateError, UnroutableError, ValidationError } from '../errors.js';
+import { redactSecrets } from '../redact.js';
 import type {
   Consumer,
   Delivery,
@@ -163,7 +164,11 @@ export interface HandlerOptions<Ver extends number = number> {
   readonly retry?: RetryPolicy | undefined;
   /** @defaultValue the service's `prefetch` */
   readonly prefetch?: number | undefined;
-  /** @defaultValue the service's `concurrency`, else the handler's prefetch */
+  /**
+   * Handlers of this queue running at once; never more than the prefetch (a larger value is
+   * capped), since only that many messages are held.
+   * @defaultValue the service's `concurrency`, else the handler's prefetch
+   */
   readonly concurrency?: number | undefined;
   /**
    * Skip messages this handler already processed (by message id), using a store.
@@ -312,6 +317,8 @@ export class Service {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private state: State = 'idle';
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
 
   constructor(options: ServiceOptions) {
     const problems: string[] = [];
@@ -548,9 +555,16 @@ export class Service {
   }
 
   /** Declares the topology and starts consuming. Resolves when every handler is consuming. */
-  async start(): Promise<void> {
-    if (this.state !== 'idle') throw new StateError(`${this.name}: start() was already called`);
+  start(): Promise<void> {
+    if (this.state !== 'idle') {
+      return Promise.reject(new StateError(`${this.name}: start() was already called`));
+    }
     this.state = 'starting';
+    this.starting = this.begin();
+    return this.starting;
+  }
+
+  private async begin(): Promise<void> {
     try {
       const topology = this.topology();
       await this.transport.declare(topology);
@@ -560,7 +574,8 @@ export class Service {
           this.onDelivery(h, d),
         );
       }
-      this.state = 'running';
+      // stop() may have been called meanwhile; it waits for this, then cancels the consumers.
+      if (this.state === 'starting') this.state = 'running';
     } catch (error) {
       this.state = 'stopped';
       await Promise.allSettled(this.handlers.map((h) => h.consumer?.cancel()));
@@ -572,9 +587,18 @@ export class Service {
    * Stops taking messages, waits for running handlers (up to `shutdownTimeoutMs`), then aborts
    * the rest, whose messages go back to their queues. Does not close the transport.
    */
-  async stop(): Promise<void> {
-    if (this.state === 'stopped' || this.state === 'stopping') return;
+  stop(): Promise<void> {
+    this.stopping ??= this.end();
+    return this.stopping;
+  }
+
+  private async end(): Promise<void> {
+    if (this.state === 'idle') {
+      this.state = 'stopped';
+      return;
+    }
     this.state = 'stopping';
+    await this.starting?.catch(() => {});
     await Promise.allSettled(this.handlers.map((h) => h.consumer?.cancel()));
     for (const h of this.handlers) {
       for (const d of h.waiting.splice(0)) {
@@ -694,6 +718,11 @@ export class Service {
   }
 
   private onDelivery(h: RegisteredHandler, delivery: Delivery): void {
+    if (this.state === 'stopping' || this.state === 'stopped') {
+      // Delivered before the cancel took effect: back to the queue for another consumer.
+      delivery.requeue().catch(() => {});
+      return;
+    }
     this.inFlight++;
     if (h.running >= h.concurrency) {
       h.waiting.push(delivery);
@@ -706,13 +735,26 @@ export class Service {
     h.running++;
     this.process(h, delivery)
       .catch((error: unknown) => {
-        this.logger.error(`failed to settle a message of ${h.queue}`, { error });
+        // Something failed outside the handler (the broker refused a settle, a store threw):
+        // the message must not stay unsettled, holding a prefetch slot for ever. Park it for a
+        // second (attempts unchanged), else give it back; if it was settled, both refuse quietly.
+        this.logger.error(`failed to settle a message of ${h.queue}; it will be delivered again`, {
+          error,
+        });
+        return delivery
+          .retry(1000, {})
+          .catch(() => delivery.requeue())
+          .catch(() => {});
       })
       .finally(() => {
         h.running--;
         this.inFlight--;
         const next = h.waiting.shift();
-        if (next) this.run(h, next);
+        if (next && this.state === 'running') this.run(h, next);
+        else if (next) {
+          this.inFlight--;
+          next.requeue().catch(() => {});
+        }
         if (this.inFlight === 0 && this.idleWaiters.length > 0) {
           for (const resolve of this.idleWaiters.splice(0)) resolve();
         }
@@ -808,7 +850,9 @@ export class Service {
       try {
         claim = await idem.store.claim(key, idem.leaseMs);
       } catch (error) {
-        return this.fail(h, delivery, envelope, attempt, error);
+        // The store is down: not the message's fault, so no attempt is spent; look again later.
+        this.storeError(error, h);
+        return delivery.retry(idem.busyRetryMs, {});
       }
       if (claim === 'done') {
         await delivery.ack();
@@ -823,12 +867,18 @@ export class Service {
         context,
       );
     } catch (error) {
-      if (idem && key) await idem.store.release(key).catch((e: unknown) => this.storeError(e, h));
+      if (idem && key) {
+        await Promise.resolve()
+          .then(() => idem.store.release(key))
+          .catch((e: unknown) => this.storeError(e, h));
+      }
       return this.fail(h, delivery, envelope, attempt, error);
     }
     if (idem && key) {
       // The effects happened: a failure to record them must not turn into a retry that repeats them.
-      await idem.store.complete(key, idem.ttlMs).catch((e: unknown) => this.storeError(e, h));
+      await Promise.resolve()
+        .then(() => idem.store.complete(key, idem.ttlMs))
+        .catch((e: unknown) => this.storeError(e, h));
     }
     await delivery.ack();
     if (this.listeners.handled) {
@@ -872,7 +922,7 @@ export class Service {
         [HEADERS.firstFailure]: firstFailure,
         [HEADERS.lastFailure]: now,
         [HEADERS.errorName]: errorName(error),
-        [HEADERS.errorMessage]: bounded(errorMessage(error), 1000),
+        [HEADERS.errorMessage]: bounded(redactSecrets(errorMessage(error)), 1000),
       });
     }
     return this.deadLetter(
@@ -917,20 +967,22 @@ export class Service {
   ): Promise<void> {
     const now = new Date().toISOString();
     const m = delivery.message;
+    const h0 = m.properties.headers;
     const headers: Record<string, HeaderValue> = {
       [HEADERS.deadReason]: reason,
       [HEADERS.errorName]: error.name ?? reason,
-      [HEADERS.errorMessage]: bounded(error.message, 1000),
+      [HEADERS.errorMessage]: bounded(redactSecrets(error.message), 1000),
       [HEADERS.attempts]: attempts,
-      [HEADERS.firstFailure]: firstFailure ?? now,
+      [HEADERS.firstFailure]: firstFailure ?? h0[HEADERS.firstFailure] ?? now,
       [HEADERS.lastFailure]: now,
       [HEADERS.service]: this.name,
       [HEADERS.handler]: h.name,
       [HEADERS.queue]: h.queue,
-      [HEADERS.originalExchange]: m.exchange,
-      [HEADERS.originalRoutingKey]: m.routingKey,
+      // A replayed message travels through the default exchange: keep where it was first published.
+      [HEADERS.originalExchange]: h0[HEADERS.originalExchange] ?? m.exchange,
+      [HEADERS.originalRoutingKey]: h0[HEADERS.originalRoutingKey] ?? m.routingKey,
     };
-    if (error.stack) headers[HEADERS.errorStack] = bounded(error.stack, 2000);
+    if (error.stack) headers[HEADERS.errorStack] = bounded(redactSecrets(error.stack), 2000);
     if (error.issues) headers[HEADERS.issues] = bounded(error.issues, 4000);
     await delivery.deadLetter(headers);
     const id = m.properties.headers[HEADERS.id];
@@ -977,11 +1029,9 @@ function errorName(error: unknown): string {
 
 function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
-  try {
-    return JSON.stringify(error) ?? String(error);
-  } catch {
-    return String(error);
-  }
+  // A thrown non-Error (a config object, a response) may hold anything: only its kind is kept.
+  if (typeof error === 'string') return error;
+  return `a non-Error value was thrown (${error === null ? 'null' : typeof error})`;
 }
 
 function describeError(

@@ -1,4 +1,8 @@
 import { ConfigError } from '../errors.js';
+import { redactUrl } from '../redact.js';
+
+export { redactUrl } from '../redact.js';
+
 import { sharedMemoryBroker } from './memory/index.js';
 import type { Transport } from './transport.js';
 
@@ -46,17 +50,5 @@ export async function connect(url: string): Promise<Transport> {
         ],
         'broker URL',
       );
-  }
-}
-
-/** Replaces the password of a URL with `***`, so it can appear in messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    // Not parseable: hide anything between "://user:" and "@".
-    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
   }
 }

@@ -1,5 +1,10 @@
 import { compilePattern, type TopicMatcher } from '../../contracts/pattern.js';
-import type { HeaderValue, IncomingMessage, OutgoingMessage } from '../../envelope/envelope.js';
+import {
+  HEADERS,
+  type HeaderValue,
+  type IncomingMessage,
+  type OutgoingMessage,
+} from '../../envelope/envelope.js';
 import { PublishRejectedError, StateError } from '../../errors.js';
 import {
   type ConsumeOptions,
@@ -47,6 +52,11 @@ class Fifo<T extends { seq: number }> {
    * with requeued messages. Requeued messages are old, so the scan from the head is short.
    */
   restore(item: T): void {
+    const tail = this.items[this.items.length - 1];
+    if (this.length === 0 || (tail !== undefined && tail.seq < item.seq)) {
+      this.items.push(item);
+      return;
+    }
     let i = this.head;
     while (i < this.items.length && this.items[i]!.seq < item.seq) i++;
     if (i === this.head && this.head > 0) this.items[--this.head] = item;
@@ -164,9 +174,15 @@ class MemoryDelivery implements Delivery {
     private readonly stored: Stored,
   ) {
     const m = stored.message;
+    // As on RabbitMQ: a message sent to one queue through the default exchange (a retry, a
+    // replay) is seen with the exchange and routing key it was first published with.
+    const h = m.properties.headers;
+    const ox = h[HEADERS.originalExchange];
+    const ork = h[HEADERS.originalRoutingKey];
+    const rerouted = m.exchange === '' && typeof ox === 'string' && typeof ork === 'string';
     this.message = {
-      exchange: m.exchange,
-      routingKey: m.routingKey,
+      exchange: rerouted ? ox : m.exchange,
+      routingKey: rerouted ? ork : m.routingKey,
       body: m.body,
       properties: m.properties,
       redelivered: stored.redelivered,
@@ -427,8 +443,13 @@ export class MemoryTransport implements Transport {
     if (!q) throw new StateError(`Cannot get from queue "${queue}": it does not exist`);
     const stored = q.messages.shift();
     if (!stored) return undefined;
-    // A one-off consumer holds the delivery, so close() returns it like any unsettled one.
+    for (const c of this.consumers) {
+      if (c.cancelled && c.unacked.size === 0) this.consumers.delete(c);
+    }
+    // A one-off consumer holds the delivery, so close() returns it like any unsettled one; it
+    // counts as cancelled, so it is forgotten once the delivery is settled.
     const holder = new MemoryConsumer(q, 1, () => {});
+    holder.cancelled = true;
     const delivery = new MemoryDelivery(q, holder, stored);
     holder.unacked.add(delivery);
     this.consumers.add(holder);
