@@ -176,5 +176,5 @@ describe.skipIf(!up)('reliability: a consumer process killed mid-stream', () => 
       await pool.query(`DROP TABLE IF EXISTS ${table}; DROP TABLE IF EXISTS ${inboxTable}`);
       await pool.end();
     }
-  }, 150_000);
+  }, 120_000);
 });

@@ -140,5 +140,5 @@ describe.skipIf(!up)('reliability: replaying a dead-letter queue with the CLI', 
       await publisher.close();
       await deleteTopology(topology);
     }
-  }, 150_000);
+  }, 120_000);
 });

@@ -168,5 +168,5 @@ describe.skipIf(!up)('reliability: transient and non-retryable handler errors', 
       await publisher.close();
       await deleteTopology(topology);
     }
-  }, 150_000);
+  }, 120_000);
 });
