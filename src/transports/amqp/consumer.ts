@@ -365,7 +365,7 @@ function copyOptions(raw: ConsumeMessage, headers: Record<string, HeaderValue>):
  */
 function toIncoming(raw: ConsumeMessage): IncomingMessage {
   const p = raw.properties;
-  const headers = (p.headers ?? {}) as Record<string, HeaderValue>;
+  const headers = ownHeaders(p.headers);
   let exchange = raw.fields.exchange;
   let routingKey = raw.fields.routingKey;
   if (exchange === '') {
@@ -431,6 +431,27 @@ export class AmqpGetter {
   async close(): Promise<void> {
     if (this.handle) await closeHandle(this.handle);
   }
+}
+
+/**
+ * amqplib decodes a header table into a plain object, so a header named `__proto__` becomes that
+ * object's prototype instead of a key. Copy into a prototype-less object, recovering such a header
+ * as an own key: nothing is lost from dead-letter copies, and nothing is inherited.
+ */
+function ownHeaders(decoded: unknown): Record<string, HeaderValue> {
+  const out = Object.create(null) as Record<string, HeaderValue>;
+  if (typeof decoded !== 'object' || decoded === null) return out;
+  for (const key of Object.keys(decoded)) out[key] = (decoded as Record<string, HeaderValue>)[key];
+  const proto = Object.getPrototypeOf(decoded) as unknown;
+  if (proto !== Object.prototype && proto !== null) {
+    Object.defineProperty(out, '__proto__', {
+      value: proto as HeaderValue,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
 }
 
 async function closeHandle(handle: ChannelHandle): Promise<void> {
