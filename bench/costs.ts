@@ -1,0 +1,38 @@
+import { order, submitEvent } from './payload.js';
+
+/** What one order costs on this machine, in µs: the floor under any per-message figure. */
+export interface Costs {
+  readonly bytes: number;
+  readonly stringify: number;
+  readonly parse: number;
+  /** `~standard.validate` of the example's order schema (version 2). */
+  readonly zod: number;
+  readonly valibot: number;
+}
+
+function time(fn: (i: number) => unknown, n = 100_000): number {
+  for (let i = 0; i < 10_000; i++) fn(i);
+  let best = Number.POSITIVE_INFINITY;
+  // Best of five: other load on the machine only ever adds time.
+  for (let k = 0; k < 5; k++) {
+    const t = performance.now();
+    for (let i = 0; i < n / 5; i++) fn(i);
+    best = Math.min(best, ((performance.now() - t) * 1000) / (n / 5));
+  }
+  return best;
+}
+
+/** Measures JSON and validation of the ~550-byte order, in this process. */
+export function measureCosts(): Costs {
+  const payloads = Array.from({ length: 256 }, (_, i) => order(i + 1));
+  const bodies = payloads.map((p) => Buffer.from(JSON.stringify(p)));
+  const zod = submitEvent('costs', 'zod').versions[1]!.schema['~standard'];
+  const valibot = submitEvent('costs', 'valibot').versions[1]!.schema['~standard'];
+  return {
+    bytes: bodies[0]!.length,
+    stringify: time((i) => Buffer.from(JSON.stringify(payloads[i & 255]))),
+    parse: time((i) => JSON.parse(bodies[i & 255]!.toString('utf8'))),
+    zod: time((i) => zod.validate(payloads[i & 255])),
+    valibot: time((i) => valibot.validate(payloads[i & 255])),
+  };
+}

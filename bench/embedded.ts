@@ -1,0 +1,86 @@
+import { createService, MemoryBroker } from '../src/index.js';
+import { order, type SchemaLibrary, submitEvent } from './payload.js';
+import { type RssSample, RssSampler } from './rss.js';
+
+/** One run on the embedded broker: a publishing and a handling service in one process. */
+export interface EmbeddedJob {
+  readonly kind: 'embedded';
+  readonly messages: number;
+  readonly library: SchemaLibrary;
+  /** Published but not yet handled, at most (the producer waits for the handler beyond it). */
+  readonly window: number;
+  readonly prefetch: number;
+  /** Sample the RSS every this many ms (the memory scenario). */
+  readonly rssEveryMs?: number | undefined;
+}
+
+export interface EmbeddedResult {
+  readonly perSecond: number;
+  /** Process CPU (user + system) per event, µs. */
+  readonly cpuUsPerMessage: number;
+  readonly rss: readonly RssSample[];
+}
+
+/**
+ * Publishes `messages` orders through `service.publish` (validated) to a handler on another
+ * service (validated again, then acknowledged), on one embedded broker, keeping at most `window`
+ * published and not yet handled.
+ */
+export async function runEmbedded(job: EmbeddedJob): Promise<EmbeddedResult> {
+  const broker = new MemoryBroker();
+  const event = submitEvent('benchmem', job.library);
+  const consumer = createService({
+    name: 'consumer',
+    transport: broker.transport(),
+    prefetch: job.prefetch,
+  });
+  const producer = createService({ name: 'producer', transport: broker.transport() });
+  let handled = 0;
+  let sent = 0;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const low = job.window >> 1;
+  consumer.on(event, () => {
+    handled++;
+    if (wake && (sent - handled <= low || handled === job.messages)) {
+      const w = wake;
+      wake = undefined;
+      w();
+    }
+  });
+  await consumer.start();
+  // Payloads are made beforehand: the figure is the framework's, not the building of objects.
+  const payloads = Array.from({ length: 1024 }, (_, i) => order(i + 1));
+  const onError = (error: unknown) => {
+    failure ??= error;
+  };
+  // Warm-up, so the JIT has compiled the path before the clock starts.
+  for (let i = 0; i < 2000; i++) producer.publish(event, payloads[i & 1023]).catch(onError);
+  while (handled < 2000 && !failure) await new Promise<void>((r) => setImmediate(r));
+  if (failure) throw failure;
+  handled = 0;
+
+  const sampler = job.rssEveryMs ? new RssSampler(job.rssEveryMs, () => handled) : undefined;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  while (handled < job.messages) {
+    while (sent < job.messages && sent - handled < job.window) {
+      producer.publish(event, payloads[sent & 1023]).catch(onError);
+      sent++;
+    }
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    if (failure) throw failure;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const rss = sampler?.stop() ?? [];
+  await consumer.stop();
+  await producer.stop();
+  return {
+    perSecond: job.messages / seconds,
+    cpuUsPerMessage: (cpu.user + cpu.system) / job.messages,
+    rss,
+  };
+}

@@ -1,0 +1,660 @@
+import type { LatencyRun, MemoryRun, Results } from './results.js';
+import type { RssSample } from './rss.js';
+import { type Summary, summarize } from './stats.js';
+
+const LABELS: Record<string, string> = {
+  tidings: 'Tidings',
+  raw: 'raw amqplib',
+  'raw-nodelay': 'raw amqplib, no-delay',
+  acm: 'amqp-connection-manager',
+  rascal: 'Rascal (defaults)',
+  zod: 'Tidings, zod',
+  valibot: 'Tidings, valibot',
+  none: 'Tidings, no validation (reference)',
+};
+
+/** A ratio to the baseline: of the medians, and the spread of the per-round ratios. */
+interface Ratio {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+function ratio(values: readonly number[], baseline: readonly number[]): Ratio {
+  const perRound: number[] = [];
+  for (let i = 0; i < Math.min(values.length, baseline.length); i++) {
+    perRound.push(values[i]! / baseline[i]!);
+  }
+  const spread = summarize(perRound);
+  return {
+    median: summarize(values).median / summarize(baseline).median,
+    min: spread.min,
+    max: spread.max,
+  };
+}
+
+const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+const fixed = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+const x = (r: Ratio) =>
+  Number.isFinite(r.median)
+    ? `${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)})`
+    : 'n/a';
+const range = (s: Summary, f: (n: number) => string) => `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+
+function pick<T>(runs: readonly T[] | undefined, f: (t: T) => number): number[] {
+  return (runs ?? []).map(f);
+}
+
+interface Verdict {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean | undefined;
+}
+
+function growth(samples: readonly RssSample[]): { last: number; peak: number } {
+  if (samples.length === 0) return { last: Number.NaN, peak: Number.NaN };
+  const first = samples[0]!.rssMb;
+  return {
+    last: samples[samples.length - 1]!.rssMb - first,
+    peak: Math.max(...samples.map((s) => s.rssMb)) - first,
+  };
+}
+
+function verdicts(r: Results): Verdict[] {
+  const out: Verdict[] = [];
+  if (r.e2e) {
+    const t = ratio(
+      pick(r.e2e.tidings, (e) => e.perSecond),
+      pick(r.e2e.raw, (e) => e.perSecond),
+    );
+    out.push({
+      target: 'End to end over RabbitMQ, validated on both sides: ≥ 0.95 of raw amqplib',
+      measured: `${t.median.toFixed(2)} (rounds ${t.min.toFixed(2)}–${t.max.toFixed(2)})`,
+      met: t.median >= 0.95,
+    });
+    const cpu = (k: 'producerCpuUs' | 'consumerCpuUs') =>
+      ratio(
+        pick(r.e2e?.tidings, (e) => e[k]),
+        pick(r.e2e?.raw, (e) => e[k]),
+      );
+    const both = ratio(
+      pick(r.e2e.tidings, (e) => e.producerCpuUs + e.consumerCpuUs),
+      pick(r.e2e.raw, (e) => e.producerCpuUs + e.consumerCpuUs),
+    );
+    const p = cpu('producerCpuUs');
+    const c = cpu('consumerCpuUs');
+    out.push({
+      target: 'Client CPU per message, end to end: ≤ 1.5× raw amqplib',
+      measured: `producer ${p.median.toFixed(2)}×, consumer ${c.median.toFixed(2)}×, both ${both.median.toFixed(2)}×`,
+      met: p.median <= 1.5 && c.median <= 1.5,
+    });
+  }
+  if (r.publishBatch) {
+    const t = ratio(
+      pick(r.publishBatch.tidings, (e) => e.perSecond),
+      pick(r.publishBatch.raw, (e) => e.perSecond),
+    );
+    out.push({
+      target: 'Publish with confirms, 100 in flight: ≥ 0.95 of raw amqplib',
+      measured: `${t.median.toFixed(2)} (rounds ${t.min.toFixed(2)}–${t.max.toFixed(2)})`,
+      met: t.median >= 0.95,
+    });
+  }
+  if (r.latency) {
+    const t = summarize(pick(r.latency.tidings, (l) => l.p99)).median;
+    const raw = summarize(pick(r.latency['raw-nodelay'], (l) => l.p99)).median;
+    out.push({
+      target: 'Latency at 2,000 msg/s: p99 ≤ raw amqplib with no-delay + 0.5 ms',
+      measured: `${fixed(t)} ms vs ${fixed(raw)} ms (${t - raw >= 0 ? '+' : ''}${fixed(t - raw)} ms)`,
+      met: t - raw <= 0.5,
+    });
+  }
+  if (r.embedded) {
+    const zod = summarize(pick(r.embedded.zod, (e) => e.perSecond)).median;
+    const valibot = summarize(pick(r.embedded.valibot, (e) => e.perSecond)).median;
+    out.push({
+      target: 'Embedded broker, validated on both sides: ≥ 200,000 events/s',
+      measured: `zod ${int(zod)}/s, valibot ${int(valibot)}/s (${fixed(Math.max(zod, valibot) / 200_000)} of the target)`,
+      met: Math.max(zod, valibot) >= 200_000,
+    });
+  }
+  if (r.memory) {
+    const parts: string[] = [];
+    let worst = 0;
+    const add = (label: string, s: readonly RssSample[]) => {
+      if (s.length === 0) return;
+      const g = growth(s);
+      worst = Math.max(worst, g.last, g.peak);
+      parts.push(`${label} ${fixed(g.last, 1)} MB (peak +${fixed(g.peak, 1)})`);
+    };
+    if (r.memory.amqp) {
+      add('RabbitMQ consumer', r.memory.amqp.rss);
+      add('producer', r.memory.amqp.producerRss);
+    }
+    add('embedded', r.memory.embedded.rss);
+    out.push({
+      target: 'RSS growth over the long runs: < 50 MB',
+      measured: parts.join('; '),
+      met: parts.length > 0 ? worst < 50 : undefined,
+    });
+  }
+  return out;
+}
+
+function machineSection(r: Results): string {
+  const m = r.machine;
+  const load = (l: readonly number[]) => l.map((n) => n.toFixed(2)).join(', ');
+  const shared = Math.max(m.loadBefore[0] ?? 0, m.loadAfter[0] ?? 0) > m.cores * 0.5;
+  return [
+    '## Machine',
+    '',
+    '| | |',
+    '|---|---|',
+    `| CPU | ${m.cpu}, ${m.cores} cores |`,
+    `| memory | ${m.memoryGb.toFixed(1)} GB |`,
+    `| Node.js | ${m.node} |`,
+    `| RabbitMQ | ${m.rabbitmq}, local, one node; classic durable queues, persistent messages |`,
+    `| date | ${m.date} |`,
+    `| load average (1, 5, 15 min) | before ${load(m.loadBefore)}; after ${load(m.loadAfter)} |`,
+    `| rounds | ${r.rounds} per variant, interleaved; the run took ${Math.round(r.seconds)} s |`,
+    '',
+    shared
+      ? `**This machine was shared with other test runs while the benchmark ran** (load average up to ${Math.max(m.loadBefore[0] ?? 0, m.loadAfter[0] ?? 0).toFixed(1)} on ${m.cores} cores, and RabbitMQ was restarted by chaos tests now and then). Absolute figures are therefore low and noisy; the ratios, taken between variants run back to back in each round, are the figures to read.`
+      : 'The machine ran nothing else of note during the run (see the load averages).',
+    '',
+  ].join('\n');
+}
+
+function throughputTable(
+  runs: Record<
+    string,
+    readonly { perSecond: number; producerCpuUs: number; consumerCpuUs?: number }[]
+  >,
+  baseline: string,
+  withConsumer: boolean,
+): string {
+  const base = runs[baseline] ?? [];
+  const head = withConsumer
+    ? '| client | msg/s, median (min–max) | ratio to raw amqplib | producer CPU µs/msg | consumer CPU µs/msg | CPU ratio, producer / consumer |\n|---|---|---|---|---|---|'
+    : '| client | msg/s, median (min–max) | ratio to raw amqplib | producer CPU µs/msg | CPU ratio |\n|---|---|---|---|---|';
+  const rows = Object.entries(runs).map(([k, v]) => {
+    const tp = summarize(pick(v, (e) => e.perSecond));
+    const pc = summarize(pick(v, (e) => e.producerCpuUs));
+    const rt = ratio(
+      pick(v, (e) => e.perSecond),
+      pick(base, (e) => e.perSecond),
+    );
+    const rp = ratio(
+      pick(v, (e) => e.producerCpuUs),
+      pick(base, (e) => e.producerCpuUs),
+    );
+    if (!withConsumer) {
+      return `| ${LABELS[k]} | ${range(tp, int)} | ${x(rt)} | ${range(pc, (n) => fixed(n, 1))} | ${fixed(rp.median)} |`;
+    }
+    const cc = summarize(pick(v, (e) => e.consumerCpuUs ?? Number.NaN));
+    const rc = ratio(
+      pick(v, (e) => e.consumerCpuUs ?? Number.NaN),
+      pick(base, (e) => e.consumerCpuUs ?? Number.NaN),
+    );
+    return `| ${LABELS[k]} | ${range(tp, int)} | ${x(rt)} | ${range(pc, (n) => fixed(n, 1))} | ${range(cc, (n) => fixed(n, 1))} | ${fixed(rp.median)} / ${fixed(rc.median)} |`;
+  });
+  return [head, ...rows].join('\n');
+}
+
+function latencyTable(runs: Record<string, readonly LatencyRun[]>): string {
+  const base = runs['raw-nodelay'] ?? [];
+  const rows = Object.entries(runs).map(([k, v]) => {
+    const cell = (key: 'p50' | 'p99' | 'p999') => range(summarize(pick(v, (l) => l[key])), fixed);
+    const d = summarize(pick(v, (l) => l.p99)).median - summarize(pick(base, (l) => l.p99)).median;
+    return `| ${LABELS[k]} | ${cell('p50')} | ${cell('p99')} | ${cell('p999')} | ${k === 'raw-nodelay' ? '' : `${d >= 0 ? '+' : ''}${fixed(d)}`} | ${fixed(summarize(pick(v, (l) => l.producerCpuUs)).median, 1)} / ${fixed(summarize(pick(v, (l) => l.consumerCpuUs)).median, 1)} |`;
+  });
+  return [
+    '| client | p50 ms | p99 ms | p99.9 ms | p99 minus raw no-delay, ms | CPU µs/msg, producer / consumer |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+function rssTable(label: string, m: MemoryRun, samples: readonly RssSample[]): string {
+  if (samples.length === 0) return '';
+  const k = Math.max(1, Math.floor(samples.length / 10));
+  const shown = samples.filter((_, i) => i % k === 0 || i === samples.length - 1);
+  const g = growth(samples);
+  return [
+    `${label}: ${int(m.messages)} messages at ${int(m.perSecond)}/s; RSS ${fixed(samples[0]!.rssMb, 1)} MB at the start, ${fixed(samples[samples.length - 1]!.rssMb, 1)} MB at the end: growth ${fixed(g.last, 1)} MB, peak ${fixed(g.peak, 1)} MB over the start.`,
+    '',
+    `| messages | ${shown.map((s) => int(s.messages)).join(' | ')} |`,
+    `|---|${shown.map(() => '---').join('|')}|`,
+    `| RSS MB | ${shown.map((s) => fixed(s.rssMb, 1)).join(' | ')} |`,
+    `| heap MB | ${shown.map((s) => fixed(s.heapMb, 1)).join(' | ')} |`,
+    '',
+  ].join('\n');
+}
+
+/** The generated docs/benchmarks.md. */
+export function renderMarkdown(r: Results): string {
+  const out: string[] = [
+    '# Benchmarks',
+    '',
+    '<!-- Generated by `npm run bench` (bench/main.ts): do not edit by hand. -->',
+    '',
+    'Tidings side by side with raw amqplib on a local RabbitMQ, in the same run: each round runs every',
+    'variant back to back (A B A B …), so drift and other load fall on all alike, and every figure is',
+    'also given as a ratio to raw amqplib measured in the same run (ratio of the medians, and in',
+    'brackets the lowest and highest ratio of one round to the same round). The payload is the',
+    `example's \`order.v2.submit\` with a customer and 11 lines, ${r.costs?.bytes ?? 'about 550'} bytes of JSON; messages are persistent`,
+    "and `mandatory`, queues durable and classic (RabbitMQ's default, and the same for every client;",
+    'Tidings declares quorum queues by default). Tidings validates with zod, as the example does, on',
+    'both sides. Each producer and each consumer is a process of its own, so its CPU is its own.',
+    '',
+    machineSection(r),
+    '## Targets',
+    '',
+    '| target | measured | |',
+    '|---|---|---|',
+    ...verdicts(r).map(
+      (v) =>
+        `| ${v.target} | ${v.measured} | ${v.met === undefined ? 'n/a' : v.met ? 'met' : '**missed**'} |`,
+    ),
+    '',
+    "![Ratios to raw amqplib in the same run, and the embedded broker's events per second](benchmarks.svg)",
+    '',
+  ];
+  if (r.publishBatch) {
+    out.push(
+      '## 1. Publish with confirms, 100 in flight',
+      '',
+      'Publish 100 messages, await their 100 confirms, repeat: 20,000 messages after 2,000 of warm-up.',
+      'Tidings: `service.publish` (zod validation, envelope, JSON) on the RabbitMQ transport. Raw:',
+      '`JSON.stringify` and `ConfirmChannel.publish` with a callback per message.',
+      '',
+      throughputTable(r.publishBatch, 'raw', false),
+      '',
+    );
+  }
+  if (r.publishEach) {
+    out.push(
+      '## 2. Publish, awaiting each confirm',
+      '',
+      "The same, one message at a time: 2,000 messages. Bound by the round trip and the broker's fsync",
+      'batching, not by the client.',
+      '',
+      throughputTable(r.publishEach, 'raw', false),
+      '',
+    );
+  }
+  if (r.e2e) {
+    out.push(
+      '## 3. End to end',
+      '',
+      'A producer process publishes 20,000 orders (after 1,000 of warm-up) in batches of 100 confirms;',
+      'a consumer process with prefetch 100 handles them. Tidings: a service handler, the order',
+      'validated by zod on both sides, acknowledged after the handler returns. Raw amqplib and',
+      'amqp-connection-manager: `JSON.parse` and `ack`. Rascal: its defaults (a pool of confirm',
+      'channels, JSON encoded and decoded by Rascal), prefetch 100. Throughput runs from the first',
+      "publish to the last message handled; CPU is each process's user + system time over the",
+      'measured messages.',
+      '',
+      throughputTable(r.e2e, 'raw', true),
+      '',
+    );
+  }
+  if (r.latency) {
+    out.push(
+      '## 4. Latency at 2,000 msg/s',
+      '',
+      'The producer publishes at a fixed rate of 2,000 orders a second (8,000 orders, confirms not',
+      'awaited one by one); the time from the publish call to the handler (Tidings: after validation;',
+      "raw: after `JSON.parse`) is measured for each, on the machine's monotonic clock, which both",
+      "processes share. amqplib leaves Nagle's algorithm on by default; Tidings sets TCP no-delay",
+      '(`noDelay: true`) on its sockets, so it is compared with raw amqplib given no-delay too; raw',
+      'amqplib with its default is shown for reference.',
+      '',
+      latencyTable(r.latency),
+      '',
+    );
+  }
+  if (r.embedded) {
+    const emb = r.embedded;
+    const row = (k: 'zod' | 'valibot' | 'none') => {
+      const s = summarize(pick(emb[k], (e) => e.perSecond));
+      const c = summarize(pick(emb[k], (e) => e.cpuUsPerMessage));
+      return `| ${LABELS[k]} | ${range(s, int)} | ${range(c, (n) => fixed(n, 1))} |`;
+    };
+    out.push(
+      '## 5. Embedded broker',
+      '',
+      'One process: a service publishes 150,000 orders (`service.publish`, validated, serialised) to',
+      "the embedded broker, and another service's handler gets them (parsed, validated, acknowledged),",
+      'with at most 1,000 published and not yet handled, prefetch 100. The same order schema in zod',
+      "(the example's) and in valibot, as a faster Standard Schema library; and, as a reference that",
+      'is not a target, a schema that accepts anything, to show what the runtime and JSON cost alone.',
+      '',
+      '| validation | events/s, median (min–max) | CPU µs/event |',
+      '|---|---|---|',
+      row('zod'),
+      row('valibot'),
+      row('none'),
+      '',
+    );
+  }
+  if (r.costs) {
+    const c = r.costs;
+    const floor = (v: number) => c.stringify + c.parse + 2 * v;
+    out.push(
+      '## What one order costs, whatever the framework',
+      '',
+      `Measured in the same run, best of five, one core: what every event pays on the embedded broker,`,
+      'where publish and handler share one thread. The floor is one serialisation, one parse and two',
+      'validations (once per side), before any routing, envelope or acknowledgement.',
+      '',
+      '| step | µs per order |',
+      '|---|---|',
+      `| \`Buffer.from(JSON.stringify(order))\` | ${fixed(c.stringify)} |`,
+      `| \`JSON.parse(body.toString())\` | ${fixed(c.parse)} |`,
+      `| zod 4 validation | ${fixed(c.zod)} |`,
+      `| valibot validation | ${fixed(c.valibot)} |`,
+      `| floor with zod on both sides | ${fixed(floor(c.zod))} (at most ${int(1e6 / floor(c.zod))} events/s) |`,
+      `| floor with valibot on both sides | ${fixed(floor(c.valibot))} (at most ${int(1e6 / floor(c.valibot))} events/s) |`,
+      '',
+    );
+  }
+  if (r.memory) {
+    out.push(
+      '## 6. Memory over long runs',
+      '',
+      'RSS sampled every 500 ms from the first measured message (after warm-up).',
+      '',
+    );
+    if (r.memory.amqp) {
+      out.push(rssTable('RabbitMQ, Tidings consumer process', r.memory.amqp, r.memory.amqp.rss));
+      out.push(
+        rssTable('RabbitMQ, Tidings producer process', r.memory.amqp, r.memory.amqp.producerRss),
+      );
+    } else out.push('The RabbitMQ run failed (see below).', '');
+    out.push(rssTable('Embedded broker, one process', r.memory.embedded, r.memory.embedded.rss));
+  }
+  out.push(
+    '## Rounds run again',
+    '',
+    r.failures.length === 0
+      ? 'None: every round succeeded at its first attempt.'
+      : [
+          'A round whose connection broke (RabbitMQ restarted by the chaos tests), or whose worker died or',
+          'timed out, is discarded and run again (at most four attempts):',
+          '',
+          ...r.failures.map(
+            (f) =>
+              `- ${f.scenario}, ${LABELS[f.variant] ?? f.variant}, round ${f.round}, attempt ${f.attempt}: ${f.reason}`,
+          ),
+        ].join('\n'),
+    '',
+    NOTES,
+  );
+  return `${out.join('\n')}\n`;
+}
+
+/** What the profiles showed and what was changed; kept with the generator so it ships with the figures. */
+const NOTES = [
+  '## How to read and reproduce',
+  '',
+  '`npm run bench` (about four minutes; `AMQP_URL` for another broker, `BENCH_ROUNDS` for more',
+  'rounds). Each run uses exchanges and queues named `bench-<run>-<n>` and deletes them. Profiles:',
+  "`node --cpu-prof --import tsx bench/worker.ts '<job JSON>'`, summarised by",
+  '`npx tsx bench/profile.ts <file.cpuprofile>`.',
+  '',
+].join('\n');
+
+interface Bar {
+  readonly label: string;
+  readonly value: number;
+  readonly min: number;
+  readonly max: number;
+  readonly tidings: boolean;
+  /** A target marker, in the bar's units. */
+  readonly target?: number | undefined;
+  readonly text: string;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * Horizontal bars with min–max whiskers, a reference line (`reference`, e.g. raw amqplib = 1)
+ * and per-bar target ticks. Returns the SVG elements and the height used.
+ */
+function panel(
+  title: string,
+  bars: readonly Bar[],
+  top: number,
+  scaleMax: number,
+  reference: number | undefined,
+  referenceLabel: string,
+): { svg: string; height: number } {
+  const left = 300;
+  const width = 400;
+  const rowH = 26;
+  const sx = (v: number) => left + (Math.max(0, Math.min(v, scaleMax)) / scaleMax) * width;
+  const parts: string[] = [`<text x="16" y="${top + 16}" class="title">${esc(title)}</text>`];
+  const y0 = top + 28;
+  bars.forEach((b, i) => {
+    const y = y0 + i * rowH;
+    parts.push(
+      `<text x="${left - 8}" y="${y + 15}" class="label" text-anchor="end">${esc(b.label)}</text>`,
+    );
+    if (Number.isFinite(b.value)) {
+      parts.push(
+        `<rect x="${left}" y="${y + 4}" width="${(sx(b.value) - left).toFixed(1)}" height="16" class="${b.tidings ? 'tidings' : 'other'}"/>`,
+      );
+      if (Number.isFinite(b.min) && Number.isFinite(b.max) && b.max > b.min) {
+        const ym = y + 12;
+        parts.push(
+          `<path d="M${sx(b.min).toFixed(1)} ${ym}H${sx(b.max).toFixed(1)}M${sx(b.min).toFixed(1)} ${ym - 4}v8M${sx(b.max).toFixed(1)} ${ym - 4}v8" class="whisker"/>`,
+        );
+      }
+      parts.push(
+        `<text x="${(Math.max(sx(b.value), Number.isFinite(b.max) ? sx(b.max) : 0) + 6).toFixed(1)}" y="${y + 16}" class="value">${esc(b.text)}</text>`,
+      );
+    } else {
+      parts.push(`<text x="${left + 6}" y="${y + 16}" class="value">failed</text>`);
+    }
+    if (b.target !== undefined && Number.isFinite(b.target)) {
+      parts.push(`<path d="M${sx(b.target).toFixed(1)} ${y + 1}v22" class="target"/>`);
+    }
+  });
+  const bottom = y0 + bars.length * rowH;
+  if (reference !== undefined) {
+    parts.push(
+      `<path d="M${sx(reference).toFixed(1)} ${y0 - 4}V${bottom}" class="reference"/>`,
+      `<text x="${sx(reference).toFixed(1)}" y="${bottom + 14}" class="note" text-anchor="middle">${esc(referenceLabel)}</text>`,
+    );
+  }
+  return { svg: parts.join('\n'), height: bottom + 22 - top };
+}
+
+/** The generated docs/benchmarks.svg: ratios to raw amqplib at a glance. */
+export function renderSvg(r: Results): string {
+  const sections: string[] = [];
+  let top = 8;
+  const throughput: Bar[] = [];
+  const ratioBar = (
+    label: string,
+    values: number[],
+    base: number[],
+    tidings: boolean,
+    target?: number,
+  ): Bar => {
+    const q = ratio(values, base);
+    return {
+      label,
+      value: q.median,
+      min: q.min,
+      max: q.max,
+      tidings,
+      target,
+      text: `${fixed(q.median)}×`,
+    };
+  };
+  const ps = (runs: readonly { perSecond: number }[] | undefined) => pick(runs, (e) => e.perSecond);
+  if (r.publishBatch) {
+    throughput.push(
+      ratioBar(
+        'Publish, 100 confirms in flight: Tidings',
+        ps(r.publishBatch.tidings),
+        ps(r.publishBatch.raw),
+        true,
+        0.95,
+      ),
+    );
+  }
+  if (r.publishEach) {
+    throughput.push(
+      ratioBar(
+        'Publish, each confirm awaited: Tidings',
+        ps(r.publishEach.tidings),
+        ps(r.publishEach.raw),
+        true,
+      ),
+    );
+  }
+  if (r.e2e) {
+    throughput.push(
+      ratioBar(
+        'End to end: Tidings (zod both sides)',
+        ps(r.e2e.tidings),
+        ps(r.e2e.raw),
+        true,
+        0.95,
+      ),
+    );
+    throughput.push(
+      ratioBar('End to end: amqp-connection-manager', ps(r.e2e.acm), ps(r.e2e.raw), false),
+    );
+    throughput.push(
+      ratioBar('End to end: Rascal (defaults)', ps(r.e2e.rascal), ps(r.e2e.raw), false),
+    );
+  }
+  if (throughput.length > 0) {
+    const p = panel(
+      'Throughput, relative to raw amqplib in the same run (higher is better)',
+      throughput,
+      top,
+      1.25,
+      1,
+      'raw amqplib = 1',
+    );
+    sections.push(p.svg);
+    top += p.height + 10;
+  }
+  const cost: Bar[] = [];
+  if (r.e2e) {
+    const e = r.e2e;
+    cost.push(
+      ratioBar(
+        'CPU per message, producer: Tidings',
+        pick(e.tidings, (v) => v.producerCpuUs),
+        pick(e.raw, (v) => v.producerCpuUs),
+        true,
+        1.5,
+      ),
+    );
+    cost.push(
+      ratioBar(
+        'CPU per message, consumer: Tidings',
+        pick(e.tidings, (v) => v.consumerCpuUs),
+        pick(e.raw, (v) => v.consumerCpuUs),
+        true,
+        1.5,
+      ),
+    );
+  }
+  if (r.latency) {
+    const l = r.latency;
+    const base = l['raw-nodelay'];
+    const p99Target =
+      (summarize(pick(base, (v) => v.p99)).median + 0.5) /
+      summarize(pick(base, (v) => v.p99)).median;
+    cost.push(
+      ratioBar(
+        'Latency p50: Tidings',
+        pick(l.tidings, (v) => v.p50),
+        pick(base, (v) => v.p50),
+        true,
+      ),
+    );
+    cost.push(
+      ratioBar(
+        'Latency p99: Tidings',
+        pick(l.tidings, (v) => v.p99),
+        pick(base, (v) => v.p99),
+        true,
+        p99Target,
+      ),
+    );
+    cost.push(
+      ratioBar(
+        'Latency p50: raw amqplib, Nagle on',
+        pick(l.raw, (v) => v.p50),
+        pick(base, (v) => v.p50),
+        false,
+      ),
+    );
+  }
+  if (cost.length > 0) {
+    const max =
+      Math.max(
+        2,
+        ...cost.map((b) => (Number.isFinite(b.max) ? b.max : b.value)).filter(Number.isFinite),
+      ) * 1.1;
+    const p = panel(
+      'CPU and latency, relative to raw amqplib (latency: with no-delay) (lower is better)',
+      cost,
+      top,
+      Math.min(max, 4),
+      1,
+      'raw amqplib = 1',
+    );
+    sections.push(p.svg);
+    top += p.height + 10;
+  }
+  if (r.embedded) {
+    const e = r.embedded;
+    const bar = (k: 'zod' | 'valibot' | 'none'): Bar => {
+      const s = summarize(pick(e[k], (v) => v.perSecond));
+      return {
+        label: `Embedded broker: ${LABELS[k]}`,
+        value: s.median / 1000,
+        min: s.min / 1000,
+        max: s.max / 1000,
+        tidings: true,
+        target: k === 'none' ? undefined : 200,
+        text: `${int(s.median / 1000)}k/s`,
+      };
+    };
+    const p = panel(
+      'Embedded broker, events/s in thousands, validated on both sides (target 200k)',
+      [bar('zod'), bar('valibot'), bar('none')],
+      top,
+      250,
+      undefined,
+      '',
+    );
+    sections.push(p.svg);
+    top += p.height + 10;
+  }
+  const legend = `<text x="16" y="${top + 12}" class="note">Bars: median; whiskers: lowest and highest single-round ratio; red ticks: targets. ${esc(r.machine.date.slice(0, 10))}, ${r.machine.cores} × ${esc(r.machine.cpu)}, RabbitMQ ${esc(r.machine.rabbitmq)}.</text>`;
+  const height = top + 24;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="860" height="${height}" viewBox="0 0 860 ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
+    '<style>',
+    '.title{font-size:14px;font-weight:600;fill:#222}.label{font-size:12px;fill:#333}.value{font-size:12px;fill:#222}.note{font-size:11px;fill:#666}',
+    '.tidings{fill:#2f6fb3}.other{fill:#a8a8a8}.whisker{stroke:#222;stroke-width:1.2;fill:none}.reference{stroke:#222;stroke-width:1.2;stroke-dasharray:4 3}.target{stroke:#c62828;stroke-width:2.5}',
+    '</style>',
+    '<rect width="100%" height="100%" fill="#fff"/>',
+    ...sections,
+    legend,
+    '</svg>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,85 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { WorkerJob, WorkerMessage, WorkerResult } from './worker.js';
+
+const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+
+/** A failed attempt: the broker went away, a worker died or timed out. The round is run again. */
+export class RoundFailed extends Error {}
+
+/** A worker child process and the messages it sends, as promises. */
+export class Worker {
+  readonly ready: Promise<void>;
+  readonly done: Promise<WorkerResult>;
+  private readonly child: ChildProcess;
+  private settled = false;
+  private failed = false;
+  private fail: (error: Error) => void = () => {};
+
+  constructor(job: WorkerJob, label: string) {
+    this.child = fork(WORKER, [JSON.stringify(job)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let onReady: () => void = () => {};
+    let onDone: (r: WorkerResult) => void = () => {};
+    let failReady: (e: Error) => void = () => {};
+    let failDone: (e: Error) => void = () => {};
+    this.ready = new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      failReady = reject;
+    });
+    this.done = new Promise<WorkerResult>((resolve, reject) => {
+      onDone = resolve;
+      failDone = reject;
+    });
+    // Whoever awaits only one of them must not leave the other's rejection unhandled.
+    this.ready.catch(() => {});
+    this.done.catch(() => {});
+    this.fail = (error) => {
+      if (this.settled) return;
+      this.settled = true;
+      this.failed = true;
+      failReady(error);
+      failDone(error);
+    };
+    this.child.on('message', (m: WorkerMessage) => {
+      if (m.type === 'ready') onReady();
+      else if (m.type === 'done') {
+        this.settled = true;
+        onDone(m.result);
+      } else this.fail(new RoundFailed(`${label}: ${m.reason.split('\n')[0]}`));
+    });
+    this.child.on('exit', (code, signal) => {
+      this.fail(new RoundFailed(`${label} exited (${signal ?? code}) before it was done`));
+    });
+  }
+
+  /** Sends `go`: the measured part starts. */
+  go(): void {
+    this.child.send({ type: 'go' });
+  }
+
+  /** Fails both promises after `ms` unless done by then. */
+  deadline(ms: number, what: string): void {
+    const timer = setTimeout(
+      () => this.fail(new RoundFailed(`${what}: no result within ${Math.round(ms / 1000)} s`)),
+      ms,
+    );
+    timer.unref();
+    this.done.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
+  }
+
+  /** Lets it exit cleanly, and kills it (this child only) if it has not within 5 s. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    if (this.child.connected) this.child.send({ type: 'exit' });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), this.failed ? 1000 : 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
