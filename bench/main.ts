@@ -4,9 +4,10 @@
  * docs/benchmarks.md and docs/benchmarks.svg; one progress line per scenario on stderr.
  *
  * Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), BENCH_ROUNDS (default 3),
- * BENCH_ONLY (comma-separated scenario keys, for a partial run that writes no docs).
+ * BENCH_ONLY (comma-separated scenario keys, for a partial run that writes no docs),
+ * BENCH_REPORT (a results file a run saved: write the docs from it without running anything).
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as amqplib from 'amqplib';
@@ -149,7 +150,8 @@ async function publishRun(
       kind: 'produce',
       library,
       settings: settings(names),
-      warmup: Math.min(2000, messages / 5),
+      // Awaiting each confirm, 2,000 messages are few: warm the JIT up on as many again.
+      warmup: mode === 'each' ? messages : 2500,
       messages,
       mode,
       batch: BATCH,
@@ -172,6 +174,8 @@ async function publishRun(
 
 interface PairOptions {
   readonly messages: number;
+  /** Tidings only: the library of the order schema. @defaultValue 'zod' */
+  readonly schemas?: 'zod' | 'valibot';
   readonly warmup: number;
   readonly mode: 'batch' | 'rate';
   readonly rate?: number;
@@ -186,7 +190,12 @@ async function pairRun(
   o: PairOptions,
 ): Promise<{ producer: ProduceResult; consumer: ConsumeResult }> {
   const names = fresh();
-  const common = { library, settings: settings(names), warmup: o.warmup, messages: o.messages };
+  const common = {
+    library,
+    settings: settings(names, o.schemas),
+    warmup: o.warmup,
+    messages: o.messages,
+  };
   const consumeJob: ConsumeJob = {
     kind: 'consume',
     ...common,
@@ -199,6 +208,7 @@ async function pairRun(
     mode: o.mode,
     batch: BATCH,
     rate: o.rate ?? 0,
+    rssEveryMs: o.rssEveryMs,
   };
   let consumer: Worker | undefined;
   let producer: Worker | undefined;
@@ -209,6 +219,8 @@ async function pairRun(
     producer = new Worker(produceJob, `${library} producer`);
     producer.deadline(o.timeoutMs, `${library} producer`);
     await producer.ready;
+    // The measured messages must not queue behind warm-up ones the consumer is still handling.
+    await Promise.race([consumer.warm, consumer.done]);
     producer.go();
     const [p, c] = await Promise.all([producer.done, consumer.done]);
     return { producer: p as ProduceResult, consumer: c as ConsumeResult };
@@ -218,12 +230,17 @@ async function pairRun(
   }
 }
 
-async function e2eRun(library: Library, messages: number): Promise<E2eRun> {
-  const { producer, consumer } = await pairRun(library, {
+/** End-to-end variants: `tidings-valibot` is Tidings with the order schema in valibot. */
+type E2eVariant = Library | 'tidings-valibot';
+
+async function e2eRun(variant: E2eVariant, messages: number): Promise<E2eRun> {
+  const valibot = variant === 'tidings-valibot';
+  const { producer, consumer } = await pairRun(valibot ? 'tidings' : variant, {
     messages,
-    warmup: 1000,
+    warmup: 3000,
     mode: 'batch',
     timeoutMs: 120_000,
+    schemas: valibot ? 'valibot' : 'zod',
   });
   return {
     perSecond: messages / ((consumer.tLast - producer.t0) / 1e9),
@@ -235,7 +252,7 @@ async function e2eRun(library: Library, messages: number): Promise<E2eRun> {
 async function latencyRun(library: Library, messages: number, rate: number): Promise<LatencyRun> {
   const { producer, consumer } = await pairRun(library, {
     messages,
-    warmup: 500,
+    warmup: 1000,
     mode: 'rate',
     rate,
     times: true,
@@ -279,7 +296,17 @@ function wanted(key: string): boolean {
   return !only || only.includes(key);
 }
 
+function writeDocs(results: Results): void {
+  writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderMarkdown(results));
+  writeFileSync(new URL('../docs/benchmarks.svg', import.meta.url), renderSvg(results));
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_REPORT) {
+    writeDocs(JSON.parse(readFileSync(process.env.BENCH_REPORT, 'utf8')) as Results);
+    progress(`wrote docs/benchmarks.md and docs/benchmarks.svg from ${process.env.BENCH_REPORT}`);
+    return;
+  }
   const rabbitmq = await waitForBroker(30_000);
   const machine: Machine = {
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
@@ -317,7 +344,7 @@ async function main(): Promise<void> {
   }
 
   if (wanted('publish')) {
-    const n = 20_000;
+    const n = 10_000;
     results.publishBatch = await interleave('publish, 100 in flight', ['tidings', 'raw'], (v) =>
       publishRun(v, 'batch', n),
     );
@@ -339,13 +366,15 @@ async function main(): Promise<void> {
   }
 
   if (wanted('e2e')) {
-    const n = 20_000;
-    results.e2e = await interleave('end to end', ['tidings', 'raw', 'acm', 'rascal'], (v) =>
-      e2eRun(v, n),
+    const n = 10_000;
+    results.e2e = await interleave(
+      'end to end',
+      ['tidings', 'raw', 'tidings-valibot', 'acm', 'rascal'],
+      (v) => e2eRun(v, n),
     );
     const r = results.e2e;
     progress(
-      `[3/7] end to end: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s, amqp-connection-manager ${fmt(med(r.acm))}/s, rascal ${fmt(med(r.rascal))}/s`,
+      `[3/7] end to end: tidings ${fmt(med(r.tidings))}/s (valibot ${fmt(med(r['tidings-valibot']))}/s), raw ${fmt(med(r.raw))}/s, amqp-connection-manager ${fmt(med(r.acm))}/s, rascal ${fmt(med(r.rascal))}/s`,
     );
   }
 
@@ -354,7 +383,7 @@ async function main(): Promise<void> {
     results.latency = await interleave(
       'latency at 2,000/s',
       ['tidings', 'raw-nodelay', 'raw'],
-      (v) => latencyRun(v, 8000, rate),
+      (v) => latencyRun(v, 4000, rate),
     );
     const r = results.latency;
     const p = (v: LatencyRun[]) =>
@@ -368,7 +397,7 @@ async function main(): Promise<void> {
     results.embedded = await interleave(
       'embedded broker',
       ['zod', 'valibot', 'none'] as const,
-      (v) => embeddedRun({ messages: 150_000, library: v, window: 1000, prefetch: PREFETCH }),
+      (v) => embeddedRun({ messages: 80_000, library: v, window: 1000, prefetch: PREFETCH }),
     );
     const r = results.embedded;
     progress(
@@ -385,7 +414,7 @@ async function main(): Promise<void> {
       async () => {
         const { producer, consumer } = await pairRun('tidings', {
           messages: amqpMessages,
-          warmup: 1000,
+          warmup: 3000,
           mode: 'batch',
           rssEveryMs: 500,
           timeoutMs: 240_000,
@@ -431,8 +460,7 @@ async function main(): Promise<void> {
     progress(`[7/7] partial run (BENCH_ONLY): results in ${json}, docs not written`);
     return;
   }
-  writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderMarkdown(results));
-  writeFileSync(new URL('../docs/benchmarks.svg', import.meta.url), renderSvg(results));
+  writeDocs(results);
   progress(`[7/7] wrote docs/benchmarks.md and docs/benchmarks.svg (results also in ${json})`);
 }
 

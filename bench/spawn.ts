@@ -10,6 +10,8 @@ export class RoundFailed extends Error {}
 /** A worker child process and the messages it sends, as promises. */
 export class Worker {
   readonly ready: Promise<void>;
+  /** A consumer's: it has handled the warm-up messages. */
+  readonly warm: Promise<void>;
   readonly done: Promise<WorkerResult>;
   private readonly child: ChildProcess;
   private settled = false;
@@ -22,6 +24,13 @@ export class Worker {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     let onReady: () => void = () => {};
+    let onWarm: () => void = () => {};
+    let failWarm: (e: Error) => void = () => {};
+    this.warm = new Promise<void>((resolve, reject) => {
+      onWarm = resolve;
+      failWarm = reject;
+    });
+    this.warm.catch(() => {});
     let onDone: (r: WorkerResult) => void = () => {};
     let failReady: (e: Error) => void = () => {};
     let failDone: (e: Error) => void = () => {};
@@ -41,10 +50,12 @@ export class Worker {
       this.settled = true;
       this.failed = true;
       failReady(error);
+      failWarm(error);
       failDone(error);
     };
     this.child.on('message', (m: WorkerMessage) => {
       if (m.type === 'ready') onReady();
+      else if (m.type === 'warm') onWarm();
       else if (m.type === 'done') {
         this.settled = true;
         onDone(m.result);

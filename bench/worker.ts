@@ -77,6 +77,8 @@ export type WorkerResult = ProduceResult | ConsumeResult | EmbeddedWorkerResult;
 
 export type WorkerMessage =
   | { readonly type: 'ready' }
+  /** A consumer has handled every warm-up message: the measured ones will not queue behind them. */
+  | { readonly type: 'warm' }
   | { readonly type: 'done'; readonly result: WorkerResult }
   | { readonly type: 'trouble'; readonly reason: string };
 
@@ -100,6 +102,9 @@ process.on('message', (m: { type: string }) => {
 });
 // The orchestrator went away: nothing to report to any more.
 process.on('disconnect', () => process.exit(0));
+// Run by hand (to profile it), without an orchestrator: start at once, print the result, exit.
+const standalone = !process.send;
+if (standalone) go();
 
 let troubled = false;
 const onTrouble = (reason: string) => {
@@ -181,6 +186,7 @@ async function consume(job: ConsumeJob): Promise<ConsumeResult> {
     }
     count++;
     if (count === job.warmup) {
+      send({ type: 'warm' });
       cpu0 = process.cpuUsage();
       if (job.rssEveryMs) sampler = new RssSampler(job.rssEveryMs, () => count - job.warmup);
     }
@@ -225,6 +231,11 @@ async function main(): Promise<void> {
   }
   // The IPC channel keeps the process alive until the orchestrator says `exit`.
   send({ type: 'done', result });
+  if (standalone) {
+    const { rss: _rss, ...summary } = result as WorkerResult & { rss?: unknown };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    process.exit(0);
+  }
 }
 
 main().catch((error: unknown) => {
