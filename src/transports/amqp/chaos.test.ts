@@ -168,7 +168,11 @@ describe.skipIf(!up)('RabbitMQ chaos', () => {
       // Five connections were open (the producer never consumes): each was lost and came back.
       expect(disconnects.sort()).toEqual(['consume', 'consume', 'publish', 'publish', 'publish']);
       // An idle connection may come back after the last message was handled: wait for it.
-      await waitFor(() => reconnects.length === disconnects.length, 'every connection back', 30_000);
+      await waitFor(
+        () => reconnects.length === disconnects.length,
+        'every connection back',
+        30_000,
+      );
       expect(reconnects.sort()).toEqual(disconnects);
       expect(perConsumer.every((n) => n > 0)).toBe(true);
     },
