@@ -767,6 +767,7 @@ export function renderSvg(r: Results): string {
   const height = top + 24;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="860" height="${height}" viewBox="0 0 860 ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
+    '<title>Tidings benchmarks: throughput, CPU and latency as ratios to raw amqplib, and the embedded broker</title>',
     '<style>',
     '.title{font-size:14px;font-weight:600;fill:#222}.label{font-size:12px;fill:#333}.value{font-size:12px;fill:#222}.note{font-size:11px;fill:#666}',
     '.tidings{fill:#2f6fb3}.other{fill:#a8a8a8}.whisker{stroke:#222;stroke-width:1.2;fill:none}.reference{stroke:#222;stroke-width:1.2;stroke-dasharray:4 3}.target{stroke:#c62828;stroke-width:2.5}',
