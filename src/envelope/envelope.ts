@@ -103,6 +103,18 @@ export const HEADERS = {
 /** The CloudEvents version Tidings writes. */
 export const SPEC_VERSION = '1.0';
 
+let parsedTime = '';
+let parsedSeconds = 0;
+
+/** Seconds since the epoch of an RFC 3339 time; the last one is kept (most messages share it). */
+function epochSeconds(time: string): number {
+  if (time !== parsedTime) {
+    parsedTime = time;
+    parsedSeconds = Math.floor(Date.parse(time) / 1000);
+  }
+  return parsedSeconds;
+}
+
 /** Builds the AMQP-style properties for an envelope. */
 export function envelopeToProperties(envelope: Envelope): MessageProperties {
   const headers: Record<string, HeaderValue> = {
@@ -119,7 +131,7 @@ export function envelopeToProperties(envelope: Envelope): MessageProperties {
     correlationId: envelope.correlationId,
     type: envelope.type,
     appId: envelope.source,
-    timestamp: Math.floor(Date.parse(envelope.time) / 1000),
+    timestamp: epochSeconds(envelope.time),
     contentType: 'application/json',
     headers,
   };

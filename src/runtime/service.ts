@@ -16,7 +16,7 @@ import {
   HEADERS,
   type HeaderValue,
 } from '../envelope/envelope.js';
-import { uuidv7 } from '../envelope/id.js';
+import { isoNow, uuidv7 } from '../envelope/id.js';
 import { ConfigError, StateError, UnroutableError, ValidationError } from '../errors.js';
 import { redactSecrets } from '../redact.js';
 import type {
@@ -662,7 +662,7 @@ export class Service {
       event: event.name,
       version,
       source: this.name,
-      time: new Date().toISOString(),
+      time: isoNow(),
       correlationId: options?.correlationId ?? parent?.correlationId ?? id,
       causationId: options?.causationId ?? parent?.id,
       traceparent: options?.traceparent ?? parent?.traceparent,
