@@ -183,7 +183,7 @@ function machineSection(r: Results): string {
     `| rounds | ${r.rounds} per variant, interleaved; the run took ${Math.round(r.seconds)} s |`,
     '',
     shared
-      ? `**This machine was shared with other test runs while the benchmark ran** (load average up to ${Math.max(m.loadBefore[0] ?? 0, m.loadAfter[0] ?? 0).toFixed(1)} on ${m.cores} cores, and RabbitMQ was restarted by chaos tests now and then). Absolute figures are therefore low and noisy; the ratios, taken between variants run back to back in each round, are the figures to read.`
+      ? `**This machine was shared with other test runs while the benchmark ran** (load average up to ${Math.max(m.loadBefore[0] ?? 0, m.loadAfter[0] ?? 0).toFixed(1)} on ${m.cores} cores${r.failures.length > 0 ? ', and RabbitMQ was restarted during the run: see Rounds run again' : ''}). Absolute figures are therefore low and noisy; the ratios, taken between variants run back to back in each round, are the figures to read.`
       : 'The machine ran nothing else of note during the run (see the load averages).',
     '',
   ].join('\n');
