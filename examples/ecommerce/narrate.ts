@@ -74,21 +74,21 @@ export function narrate(system: Ecommerce, print: (line: string) => void): () =>
 function summarise(envelope: Envelope, payload: unknown): { orderId: number; text: string } {
   switch (`${envelope.exchange}.${envelope.event}`) {
     case 'order.submit': {
-      const o = Order.parse(payload);
+      const o = Order.assert(payload);
       return {
         orderId: o.id,
         text: `#${o.id} (${plural(o.lines.length, 'line')}, ${formatCents(orderTotalCents(o))})`,
       };
     }
     case 'order.chargeback': {
-      const c = Chargeback.parse(payload);
+      const c = Chargeback.assert(payload);
       return {
         orderId: c.orderId,
         text: `#${c.orderId} (${formatCents(toCents(c.amount))}, ${c.reason})`,
       };
     }
     case 'logistic.dispatched': {
-      const d = Dispatched.parse(payload);
+      const d = Dispatched.assert(payload);
       return { orderId: d.orderId, text: `#${d.orderId} (${d.shipmentId} by ${d.carrier})` };
     }
     default:
