@@ -8,6 +8,7 @@ import {
 } from '../../errors.js';
 import type { PublishOutcome } from '../transport.js';
 import { closeQuietly, type ManagedConnection } from './connection.js';
+import { tryPublishFrames } from './frames.js';
 import type { ResolvedAmqpOptions } from './options.js';
 import { brokerReason, replyCodeOf } from './topology.js';
 
@@ -291,10 +292,13 @@ export class Publisher {
       this.inFlight.add(entry);
       let writable: boolean;
       try {
-        const options = r.options.headers ? withHeaders(r.options, this.headers) : r.options;
-        writable = channel.publish(r.exchange, r.routingKey, r.body, options, (error: unknown) =>
-          this.confirmed(entry, channel, error),
-        );
+        const done = (error: unknown) => this.confirmed(entry, channel, error);
+        const fast = tryPublishFrames(channel, r.exchange, r.routingKey, r.body, r.options, done);
+        if (fast !== undefined) writable = fast;
+        else {
+          const options = r.options.headers ? withHeaders(r.options, this.headers) : r.options;
+          writable = channel.publish(r.exchange, r.routingKey, r.body, options, done);
+        }
       } catch {
         // The channel closed under us; its 'close' handler puts the entry back in the queue.
         return;
