@@ -14,6 +14,7 @@ import * as amqplib from 'amqplib';
 import { type Library, type Names, namesFor } from './clients.js';
 import { measureCosts } from './costs.js';
 import type { EmbeddedJob } from './embedded.js';
+import type { SchemaLibrary } from './payload.js';
 import { renderMarkdown, renderSvg } from './report.js';
 import type {
   E2eRun,
@@ -132,7 +133,7 @@ async function interleave<V extends string, R>(
   return out;
 }
 
-function settings(names: Names, schemas: 'zod' | 'valibot' = 'zod') {
+function settings(names: Names, schemas: SchemaLibrary = 'arktype') {
   return { url, names, prefetch: PREFETCH, schemas };
 }
 
@@ -174,8 +175,8 @@ async function publishRun(
 
 interface PairOptions {
   readonly messages: number;
-  /** Tidings only: the library of the order schema. @defaultValue 'zod' */
-  readonly schemas?: 'zod' | 'valibot';
+  /** Tidings only: the library of the order schema. @defaultValue 'arktype' (the example's) */
+  readonly schemas?: SchemaLibrary;
   readonly warmup: number;
   readonly mode: 'batch' | 'rate';
   readonly rate?: number;
@@ -230,17 +231,17 @@ async function pairRun(
   }
 }
 
-/** End-to-end variants: `tidings-valibot` is Tidings with the order schema in valibot. */
-type E2eVariant = Library | 'tidings-valibot';
+/** End-to-end variants: `tidings-zod` is Tidings with the order schema in zod. */
+type E2eVariant = Library | 'tidings-zod';
 
 async function e2eRun(variant: E2eVariant, messages: number): Promise<E2eRun> {
-  const valibot = variant === 'tidings-valibot';
-  const { producer, consumer } = await pairRun(valibot ? 'tidings' : variant, {
+  const zod = variant === 'tidings-zod';
+  const { producer, consumer } = await pairRun(zod ? 'tidings' : variant, {
     messages,
     warmup: 3000,
     mode: 'batch',
     timeoutMs: 120_000,
-    schemas: valibot ? 'valibot' : 'zod',
+    schemas: zod ? 'zod' : 'arktype',
   });
   return {
     perSecond: messages / ((consumer.tLast - producer.t0) / 1e9),
@@ -339,7 +340,7 @@ async function main(): Promise<void> {
     results.costs = measureCosts();
     const c = results.costs;
     progress(
-      `[0/7] costs per order: JSON.stringify ${c.stringify.toFixed(2)} µs, JSON.parse ${c.parse.toFixed(2)} µs, zod ${c.zod.toFixed(2)} µs, valibot ${c.valibot.toFixed(2)} µs`,
+      `[0/7] costs per order: JSON.stringify ${c.stringify.toFixed(2)} µs, JSON.parse ${c.parse.toFixed(2)} µs, ArkType ${c.arktype.toFixed(2)} µs, zod ${c.zod.toFixed(2)} µs, valibot ${c.valibot.toFixed(2)} µs`,
     );
   }
 
@@ -369,12 +370,12 @@ async function main(): Promise<void> {
     const n = 10_000;
     results.e2e = await interleave(
       'end to end',
-      ['tidings', 'raw', 'tidings-valibot', 'acm', 'rascal'],
+      ['tidings', 'raw', 'tidings-zod', 'acm', 'rascal'],
       (v) => e2eRun(v, n),
     );
     const r = results.e2e;
     progress(
-      `[3/7] end to end: tidings ${fmt(med(r.tidings))}/s (valibot ${fmt(med(r['tidings-valibot']))}/s), raw ${fmt(med(r.raw))}/s, amqp-connection-manager ${fmt(med(r.acm))}/s, rascal ${fmt(med(r.rascal))}/s`,
+      `[3/7] end to end: tidings ${fmt(med(r.tidings))}/s (with zod ${fmt(med(r['tidings-zod']))}/s), raw ${fmt(med(r.raw))}/s, amqp-connection-manager ${fmt(med(r.acm))}/s, rascal ${fmt(med(r.rascal))}/s`,
     );
   }
 
@@ -396,12 +397,12 @@ async function main(): Promise<void> {
   if (wanted('embedded')) {
     results.embedded = await interleave(
       'embedded broker',
-      ['zod', 'valibot', 'none'] as const,
+      ['arktype', 'zod', 'none'] as const,
       (v) => embeddedRun({ messages: 80_000, library: v, window: 1000, prefetch: PREFETCH }),
     );
     const r = results.embedded;
     progress(
-      `[5/7] embedded broker, validated both sides: zod ${fmt(medOf(r.zod, 'perSecond'))}/s, valibot ${fmt(medOf(r.valibot, 'perSecond'))}/s (no validation: ${fmt(medOf(r.none, 'perSecond'))}/s)`,
+      `[5/7] embedded broker, validated both sides: ArkType ${fmt(medOf(r.arktype, 'perSecond'))}/s, zod ${fmt(medOf(r.zod, 'perSecond'))}/s (no validation: ${fmt(medOf(r.none, 'perSecond'))}/s)`,
     );
   }
 
@@ -430,7 +431,7 @@ async function main(): Promise<void> {
     );
     const embedded = await embeddedRun({
       messages: embeddedMessages,
-      library: 'zod',
+      library: 'arktype',
       window: 1000,
       prefetch: PREFETCH,
       rssEveryMs: 500,

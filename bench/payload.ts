@@ -1,8 +1,9 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import * as v from 'valibot';
+import { z } from 'zod';
 import {
-  Order as ZodOrder,
-  OrderV2 as ZodOrderV2,
+  Order as ExampleOrder,
+  OrderV2 as ExampleOrderV2,
 } from '../examples/ecommerce/contracts/src/index.js';
 import { type AnyEvent, defineEvent, defineExchange } from '../src/index.js';
 
@@ -32,7 +33,30 @@ export function order(id: number): {
 /** Size of the order's JSON in bytes (reported in the doc). */
 export const ORDER_BYTES = Buffer.byteLength(JSON.stringify(order(123_456)));
 
-/** The example's schemas written with valibot, field for field, as a faster Standard Schema. */
+/**
+ * The example's schemas written with zod 4, field for field: what the example used before it
+ * moved to ArkType, and the most common choice of users.
+ */
+const ZodMoney = z
+  .number()
+  .nonnegative()
+  .multipleOf(0.01, { message: 'must have at most two decimals' });
+const ZodOrder = z.object({
+  id: z.number().int().positive(),
+  customer: z.object({ name: z.string().trim().min(1), email: z.email() }).optional(),
+  lines: z
+    .array(
+      z.object({
+        id: z.number().int().positive(),
+        quantity: z.number().int().positive(),
+        price: ZodMoney,
+      }),
+    )
+    .min(1, { message: 'an order has at least one line' }),
+});
+const ZodOrderV2 = ZodOrder.extend({ currency: z.enum(['EUR', 'USD', 'GBP']) });
+
+/** The example's schemas written with valibot, field for field. */
 // valibot's multipleOf is a plain `%`, which refuses 10.99; zod's is float-safe: so is this check.
 const Money = v.pipe(
   v.number(),
@@ -58,8 +82,11 @@ const ValibotOrderV2 = v.object({
   currency: v.picklist(['EUR', 'USD', 'GBP']),
 });
 
-/** Which Standard Schema library validates the order; `none` accepts anything (a reference). */
-export type SchemaLibrary = 'zod' | 'valibot' | 'none';
+/**
+ * Which Standard Schema library validates the order: `arktype` is the example's own contracts;
+ * `none` accepts anything (a reference: what the runtime costs without validation).
+ */
+export type SchemaLibrary = 'arktype' | 'zod' | 'valibot' | 'none';
 
 /** A Standard Schema that accepts any value as it is: what the runtime costs without validation. */
 const anything: StandardSchemaV1<unknown, unknown> = {
@@ -70,7 +97,7 @@ const anything: StandardSchemaV1<unknown, unknown> = {
  * `<exchange>.submit` with the example's two versions (v2 upcasts v1, and downcasts to it), on an
  * exchange of its own so that every run has unique names.
  */
-export function submitEvent(exchange: string, library: SchemaLibrary = 'zod'): AnyEvent {
+export function submitEvent(exchange: string, library: SchemaLibrary = 'arktype'): AnyEvent {
   const ex = defineExchange(exchange);
   if (library === 'none') {
     return defineEvent(ex, 'submit', anything).version(anything, (o) => o);
@@ -82,8 +109,15 @@ export function submitEvent(exchange: string, library: SchemaLibrary = 'zod'): A
       { downcast: ({ currency: _c, ...o }) => o },
     );
   }
-  return defineEvent(ex, 'submit', ZodOrder).version(
-    ZodOrderV2,
+  if (library === 'zod') {
+    return defineEvent(ex, 'submit', ZodOrder).version(
+      ZodOrderV2,
+      (o) => ({ ...o, currency: 'EUR' as const }),
+      { downcast: ({ currency: _c, ...o }) => o },
+    );
+  }
+  return defineEvent(ex, 'submit', ExampleOrder).version(
+    ExampleOrderV2,
     (o) => ({ ...o, currency: 'EUR' as const }),
     { downcast: ({ currency: _c, ...o }) => o },
   );

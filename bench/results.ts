@@ -61,8 +61,8 @@ export interface Results {
   costs: Costs | undefined;
   publishBatch: Record<'tidings' | 'raw', ThroughputRun[]> | undefined;
   publishEach: Record<'tidings' | 'raw', ThroughputRun[]> | undefined;
-  e2e: Record<'tidings' | 'raw' | 'tidings-valibot' | 'acm' | 'rascal', E2eRun[]> | undefined;
+  e2e: Record<'tidings' | 'raw' | 'tidings-zod' | 'acm' | 'rascal', E2eRun[]> | undefined;
   latency: Record<'tidings' | 'raw-nodelay' | 'raw', LatencyRun[]> | undefined;
-  embedded: Record<'zod' | 'valibot' | 'none', EmbeddedWorkerResult[]> | undefined;
+  embedded: Record<'arktype' | 'zod' | 'none', EmbeddedWorkerResult[]> | undefined;
   memory: { amqp: MemoryRun | undefined; embedded: MemoryRun } | undefined;
 }
