@@ -1,12 +1,19 @@
 import * as ampqcm from 'amqp-connection-manager';
 import * as amqplib from 'amqplib';
 import rascal from 'rascal';
+import { envelopeToProperties } from '../src/envelope/envelope.js';
+import { uuidv7 } from '../src/envelope/id.js';
 import { type AnyEvent, createService } from '../src/index.js';
 import { type AmqpTransport, amqpTransport } from '../src/transports/amqp/index.js';
 import { order, type SchemaLibrary, submitEvent } from './payload.js';
 
-/** Who publishes and consumes in a RabbitMQ scenario. */
-export type Library = 'tidings' | 'raw' | 'raw-nodelay' | 'acm' | 'rascal';
+/**
+ * Who publishes and consumes in a RabbitMQ scenario. `raw-envelope` is raw amqplib publishing
+ * messages as large as Tidings' (the same properties and CloudEvents headers, constant, built
+ * once): a control that separates what the envelope costs the broker from what Tidings' code
+ * costs the client.
+ */
+export type Library = 'tidings' | 'raw' | 'raw-nodelay' | 'raw-envelope' | 'acm' | 'rascal';
 
 /** Unique names of one run (made by the orchestrator, deleted by it afterwards). */
 export interface Names {
@@ -54,6 +61,24 @@ const PUBLISH_OPTIONS = {
   contentType: 'application/json',
 } as const;
 
+/** Tidings' envelope for one order, as properties and headers, built once (see `raw-envelope`). */
+function envelopeOptions(names: Names): amqplib.Options.Publish {
+  const id = uuidv7();
+  return {
+    ...PUBLISH_OPTIONS,
+    ...envelopeToProperties({
+      id,
+      type: names.routingKey,
+      exchange: names.exchange,
+      event: 'submit',
+      version: 2,
+      source: 'benchp',
+      time: new Date().toISOString(),
+      correlationId: id,
+    }),
+  };
+}
+
 /** amqplib's socket options: its default leaves Nagle's algorithm on. */
 function socketOptions(library: Library): object {
   return library === 'raw-nodelay' ? { noDelay: true } : {};
@@ -98,17 +123,19 @@ export async function createProducer(library: Library, s: Settings): Promise<Ben
       };
     }
     case 'raw':
-    case 'raw-nodelay': {
+    case 'raw-nodelay':
+    case 'raw-envelope': {
       const connection = await amqplib.connect(s.url, socketOptions(library));
       connection.on('error', (e: Error) => s.onTrouble(e.message));
       const channel = await connection.createConfirmChannel();
       channel.on('error', (e: Error) => s.onTrouble(e.message));
       const { exchange, routingKey } = s.names;
+      const options = library === 'raw-envelope' ? envelopeOptions(s.names) : PUBLISH_OPTIONS;
       return {
         publish: (seq) =>
           new Promise<void>((resolve, reject) => {
             const body = Buffer.from(JSON.stringify(order(seq)));
-            channel.publish(exchange, routingKey, body, PUBLISH_OPTIONS, (error: unknown) =>
+            channel.publish(exchange, routingKey, body, options, (error: unknown) =>
               error ? reject(error) : resolve(),
             );
           }),
@@ -167,7 +194,8 @@ export async function createConsumer(
       };
     }
     case 'raw':
-    case 'raw-nodelay': {
+    case 'raw-nodelay':
+    case 'raw-envelope': {
       const connection = await amqplib.connect(s.url, socketOptions(library));
       connection.on('error', (e: Error) => s.onTrouble(e.message));
       const channel = await connection.createChannel();

@@ -346,12 +346,14 @@ async function main(): Promise<void> {
 
   if (wanted('publish')) {
     const n = 10_000;
-    results.publishBatch = await interleave('publish, 100 in flight', ['tidings', 'raw'], (v) =>
-      publishRun(v, 'batch', n),
+    results.publishBatch = await interleave(
+      'publish, 100 in flight',
+      ['tidings', 'raw', 'raw-envelope'],
+      (v) => publishRun(v, 'batch', n),
     );
     const r = results.publishBatch;
     progress(
-      `[1/7] publish, confirms of 100 in flight: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s`,
+      `[1/7] publish, confirms of 100 in flight: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s, raw with Tidings' envelope ${fmt(med(r['raw-envelope']))}/s`,
     );
   }
 

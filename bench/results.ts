@@ -59,7 +59,7 @@ export interface Results {
   seconds: number;
   readonly failures: readonly Failure[];
   costs: Costs | undefined;
-  publishBatch: Record<'tidings' | 'raw', ThroughputRun[]> | undefined;
+  publishBatch: Record<'tidings' | 'raw' | 'raw-envelope', ThroughputRun[]> | undefined;
   publishEach: Record<'tidings' | 'raw', ThroughputRun[]> | undefined;
   e2e: Record<'tidings' | 'raw' | 'tidings-zod' | 'acm' | 'rascal', E2eRun[]> | undefined;
   latency: Record<'tidings' | 'raw-nodelay' | 'raw', LatencyRun[]> | undefined;
