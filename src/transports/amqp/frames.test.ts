@@ -2,7 +2,11 @@ import { createRequire } from 'node:module';
 import type { Options } from 'amqplib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { brokerReachable, uniqueName } from '../../testing/broker.js';
+import { waitFor } from '../../testing/conformance.js';
+import type { Delivery } from '../transport.js';
 import { encodePublish } from './frames.js';
+import { amqpTransport } from './index.js';
 
 // amqplib's own encoder, the reference: the same calls its ConfirmChannel.publish makes.
 const require = createRequire(import.meta.url);
@@ -137,5 +141,86 @@ describe('encodePublish', () => {
     const copy = Buffer.from(a);
     encodePublish(1, FRAME_MAX, 'ex', 'b', tidings, Buffer.from('2'));
     expect(a.equals(copy)).toBe(true);
+  });
+});
+
+const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const up = await brokerReachable('127.0.0.1', 5672, 'RabbitMQ');
+
+describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
+  it("takes the encoder's path with the installed amqplib, and the messages arrive intact", async () => {
+    // If an amqplib upgrade changed the internals the encoder relies on, publishing would still
+    // work through amqplib, silently slower: this test says so.
+    const channels = require('amqplib/lib/channel_model.js') as {
+      ConfirmChannel: { prototype: { publish: (...args: unknown[]) => boolean } };
+    };
+    const proto = channels.ConfirmChannel.prototype;
+    const original = proto.publish;
+    let throughAmqplib = 0;
+    proto.publish = function (this: unknown, ...args: unknown[]) {
+      throughAmqplib++;
+      return original.apply(this, args);
+    };
+    const t = amqpTransport({ url, connectionName: 'frames-test', queueType: 'classic' });
+    const exchange = uniqueName('frames');
+    const queue = `${exchange}.q`;
+    const topology = {
+      exchanges: [exchange],
+      queues: [{ name: queue, bindings: [{ exchange, pattern: '#' }] }],
+    };
+    try {
+      await t.declare(topology);
+      const sent = Array.from({ length: 50 }, (_, i) => ({
+        body: Buffer.from(JSON.stringify({ n: i, text: 'é€😀'.repeat(i) })),
+        headers: {
+          'ce-id': `id-${i}`,
+          'ce-time': new Date(0).toISOString(),
+          'x-note': 'ü'.repeat(i),
+        },
+      }));
+      await Promise.all(
+        sent.map((m, i) =>
+          t.publish({
+            exchange,
+            routingKey: `k.${i}`,
+            body: m.body,
+            properties: {
+              messageId: `id-${i}`,
+              correlationId: 'c',
+              type: 'frames.v1.test',
+              appId: 'frames-test',
+              timestamp: 1_790_000_000 + i,
+              contentType: 'application/json',
+              headers: m.headers,
+            },
+          }),
+        ),
+      );
+      expect(throughAmqplib).toBe(0);
+      const got: Delivery[] = [];
+      await t.consume(queue, { prefetch: 100 }, (d) => {
+        got.push(d);
+        d.ack().catch(() => {});
+      });
+      await waitFor(() => got.length === 50, 'the 50 messages');
+      for (const [i, d] of got.entries()) {
+        const m = d.message;
+        expect(m.routingKey).toBe(`k.${i}`);
+        expect(m.body.equals(sent[i]!.body)).toBe(true);
+        expect(m.properties).toMatchObject({
+          messageId: `id-${i}`,
+          correlationId: 'c',
+          type: 'frames.v1.test',
+          appId: 'frames-test',
+          timestamp: 1_790_000_000 + i,
+          contentType: 'application/json',
+        });
+        expect({ ...m.properties.headers }).toEqual(sent[i]!.headers);
+      }
+    } finally {
+      proto.publish = original;
+      await t.deleteTopology(topology, { exchanges: true }).catch(() => {});
+      await t.close();
+    }
   });
 });
