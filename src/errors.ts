@@ -81,6 +81,24 @@ export class PublishRejectedError extends TidingsError {
   }
 }
 
+/**
+ * A message cannot be written in AMQP as given, for example a message id or correlation id over
+ * 255 bytes where AMQP allows a short string. Nothing was sent.
+ */
+export class MessageEncodingError extends TidingsError {
+  constructor(
+    readonly routingKey: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'message-encoding',
+      `${routingKey} cannot be encoded for AMQP, so nothing was sent: ${reason}`,
+      options,
+    );
+  }
+}
+
 /** A publish waited longer than allowed (for a connection or for the broker's confirm). */
 export class PublishTimeoutError extends TidingsError {
   constructor(

@@ -95,9 +95,21 @@ export function encodePublish(
   options: Options.Publish,
   body: Buffer,
 ): Buffer | undefined {
+  // What amqplib would refuse, or read in its own way, is left to amqplib.
+  if (typeof exchange !== 'string' || typeof routingKey !== 'string') return undefined;
+  if (!Buffer.isBuffer(body) || typeof options !== 'object' || options === null) return undefined;
   for (const name of UNSUPPORTED) {
     if ((options as Record<string, unknown>)[name] !== undefined) return undefined;
   }
+  const given = options.headers as unknown;
+  if (
+    given !== undefined &&
+    given !== null &&
+    (typeof given !== 'object' || Array.isArray(given))
+  ) {
+    return undefined;
+  }
+  if (options.expiration === null) return undefined;
   // One body frame: payload up to frameMax minus the 8 octets of frame overhead.
   if (body.length > frameMax - 8 || body.length > SCRATCH_BYTES / 2) return undefined;
   scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
@@ -150,7 +162,9 @@ export function encodePublish(
     const deliveryMode =
       options.persistent !== undefined ? (options.persistent ? 2 : 1) : options.deliveryMode;
     if (deliveryMode !== undefined) {
-      if (typeof deliveryMode !== 'number') throw NOT_HERE;
+      // An octet; anything else (or amqplib's reading of a boolean) is amqplib's to handle.
+      if (typeof deliveryMode !== 'number' || !Number.isInteger(deliveryMode)) throw NOT_HERE;
+      if (deliveryMode < 0 || deliveryMode > 255) throw NOT_HERE;
       flags.value |= FLAG.deliveryMode;
       b[at++] = deliveryMode;
     }
@@ -189,7 +203,7 @@ export function encodePublish(
   }
 }
 
-/** amqplib's internals that {@link FrameWriter} uses; checked before every use. */
+/** amqplib's internals that {@link tryPublishFrames} uses; checked before every use. */
 interface ChannelInternals {
   readonly ch?: unknown;
   readonly connection?: {
@@ -198,16 +212,19 @@ interface ChannelInternals {
     channels?: ({ channel?: unknown; buffer?: { write?: unknown } } | null)[];
   };
   pushConfirmCallback?: unknown;
-  sendMessage?: unknown;
 }
+
+/** amqplib writes a publish of this many bytes or more as several writes (see below). */
+const SINGLE_CHUNK_THRESHOLD = 2048;
 
 /**
  * Publishes on an amqplib confirm channel with {@link encodePublish}: the same bytes amqplib would
- * write reach the same channel buffer, the confirm callback goes into the same queue, and the
- * heartbeat sees the write. Returns `undefined`, having done nothing, when the encoder does not
- * handle the message or amqplib's internals are not as expected (another version): the caller
- * then uses `channel.publish`. Otherwise returns what amqplib's publish would (false: wait for
- * `drain`).
+ * write reach the same channel buffer, in the same writes, the confirm callback goes into the same
+ * queue, and the heartbeat sees the write. Returns `undefined`, having done nothing, when the
+ * encoder does not handle the message, or the channel or its connection is closing, or amqplib's
+ * internals are not as expected (another version): the caller then uses `channel.publish`, which
+ * also throws the right error for a closing channel. Otherwise returns what amqplib's publish
+ * would (false: wait for `drain`).
  */
 export function tryPublishFrames(
   channel: ConfirmChannel,
@@ -221,28 +238,42 @@ export function tryPublishFrames(
   const connection = c.connection;
   const number = c.ch;
   const record = typeof number === 'number' ? connection?.channels?.[number] : undefined;
-  // A closed or closing channel has its own `sendMessage` (amqplib's "channel closed" thrower):
-  // amqplib's publish then throws the right error.
+  // A closing channel or connection gets its own `sendMessage` (amqplib's thrower) in place of
+  // the prototype's.
   if (
-    record?.channel === channel &&
-    typeof record.buffer?.write === 'function' &&
-    typeof c.pushConfirmCallback === 'function' &&
-    typeof connection?.frameMax === 'number' &&
-    !Object.hasOwn(channel, 'sendMessage')
+    record?.channel !== channel ||
+    typeof record.buffer?.write !== 'function' ||
+    typeof c.pushConfirmCallback !== 'function' ||
+    typeof connection?.frameMax !== 'number' ||
+    Object.hasOwn(channel, 'sendMessage') ||
+    Object.hasOwn(connection, 'sendMessage')
   ) {
-    const frames = encodePublish(
-      number as number,
-      connection.frameMax,
-      exchange,
-      routingKey,
-      options,
-      body,
-    );
-    if (frames) {
-      (c.pushConfirmCallback as (cb: unknown) => void).call(channel, callback);
-      connection.sentSinceLastCheck = true;
-      return (record.buffer.write as (b: Buffer) => boolean).call(record.buffer, frames);
-    }
+    return undefined;
   }
-  return undefined;
+  const frames = encodePublish(
+    number as number,
+    connection.frameMax,
+    exchange,
+    routingKey,
+    options,
+    body,
+  );
+  if (!frames) return undefined;
+  (c.pushConfirmCallback as (cb: unknown) => void).call(channel, callback);
+  connection.sentSinceLastCheck = true;
+  const buffer = record.buffer;
+  const write = (bytes: Buffer) => (buffer.write as (b: Buffer) => boolean).call(buffer, bytes);
+  if (frames.length < SINGLE_CHUNK_THRESHOLD) return write(frames);
+  // As amqplib does for a large publish: the method and header frames (one write, or two when
+  // they are large themselves), then the body frame. Its channel buffer counts writes, not bytes,
+  // so the same writes give the same backpressure.
+  const bodyStart = body.length > 0 ? frames.length - body.length - 8 : frames.length;
+  if (bodyStart < SINGLE_CHUNK_THRESHOLD) write(frames.subarray(0, bodyStart));
+  else {
+    const methodEnd = 8 + frames.readUInt32BE(3);
+    write(frames.subarray(0, methodEnd));
+    write(frames.subarray(methodEnd, bodyStart));
+  }
+  // amqplib returns the body frame's write, or true when there is no body frame.
+  return body.length > 0 ? write(frames.subarray(bodyStart)) : true;
 }

@@ -1,6 +1,7 @@
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import {
   type ConnectionError,
+  MessageEncodingError,
   PublishBufferFullError,
   PublishRejectedError,
   PublishTimeoutError,
@@ -116,6 +117,25 @@ class ReusedHeaders {
     }
     return table;
   }
+}
+
+/**
+ * Whether `channel.publish` threw because amqplib refused to encode the message (a TypeError or
+ * RangeError while the channel and its connection are still open), not because the channel closed.
+ */
+function refusedToEncode(error: unknown, channel: ConfirmChannel): boolean {
+  if (!(error instanceof TypeError || error instanceof RangeError)) return false;
+  const connection = (channel as unknown as { connection?: object }).connection;
+  return (
+    !Object.hasOwn(channel, 'sendMessage') &&
+    !(connection && Object.hasOwn(connection, 'sendMessage'))
+  );
+}
+
+/** Removes `callback` from the end of amqplib's queue of confirm callbacks, if it is there. */
+function takeBackCallback(channel: ConfirmChannel, callback: unknown): void {
+  const queue = (channel as unknown as { unconfirmed?: unknown[] }).unconfirmed;
+  if (Array.isArray(queue) && queue[queue.length - 1] === callback) queue.pop();
 }
 
 /**
@@ -291,17 +311,29 @@ export class Publisher {
       entry.returned = false;
       this.inFlight.add(entry);
       let writable: boolean;
+      const done = (error: unknown) => this.confirmed(entry, channel, error);
       try {
-        const done = (error: unknown) => this.confirmed(entry, channel, error);
         const fast = tryPublishFrames(channel, r.exchange, r.routingKey, r.body, r.options, done);
         if (fast !== undefined) writable = fast;
         else {
           const options = r.options.headers ? withHeaders(r.options, this.headers) : r.options;
           writable = channel.publish(r.exchange, r.routingKey, r.body, options, done);
         }
-      } catch {
-        // The channel closed under us; its 'close' handler puts the entry back in the queue.
-        return;
+      } catch (error) {
+        if (!refusedToEncode(error, channel)) {
+          // The channel closed under us; its 'close' handler puts the entry back in the queue.
+          return;
+        }
+        // amqplib refused the message (a string too long for its field, say) after queueing the
+        // confirm callback: take the callback back, or every later confirm would be credited to
+        // the message before it.
+        takeBackCallback(channel, done);
+        this.inFlight.delete(entry);
+        this.finish(
+          entry,
+          new MessageEncodingError(r.routingKey, (error as Error).message, { cause: error }),
+        );
+        continue;
       }
       if (!writable) this.waitingForDrain = true;
     }
