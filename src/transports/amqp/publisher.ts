@@ -139,10 +139,11 @@ function takeBackCallback(channel: ConfirmChannel, callback: unknown): void {
 }
 
 /**
- * The options of one write, with the headers in the reused object. Written as a literal of every
- * option Tidings sets, not as `{ ...options, headers }`: V8 makes a spread followed by another
- * property a slow object, and amqplib reads about twenty properties of it per message (measured:
- * about 9 µs a publish, as much as amqplib's whole encoding of the frame).
+ * The options of one write, with the headers in the reused object: the publishes the frame
+ * encoder leaves to amqplib. Written as a literal of every publish option amqplib reads, not as
+ * `{ ...options, headers }`: a spread followed by another property can make V8 build a slow
+ * object, and amqplib reads about twenty properties of it per message (measured: about 9 µs a
+ * publish when the spread adds a property, about 1 µs here, where it replaces one).
  */
 function withHeaders(o: Options.Publish, reused: ReusedHeaders): Options.Publish {
   return {
@@ -160,6 +161,8 @@ function withHeaders(o: Options.Publish, reused: ReusedHeaders): Options.Publish
     timestamp: o.timestamp,
     contentType: o.contentType,
     contentEncoding: o.contentEncoding,
+    CC: o.CC,
+    BCC: o.BCC,
     headers: reused.fill(o.headers),
   };
 }
