@@ -5,6 +5,7 @@ import { envelopeToProperties } from '../src/envelope/envelope.js';
 import { uuidv7 } from '../src/envelope/id.js';
 import { type AnyEvent, createService } from '../src/index.js';
 import { type AmqpTransport, amqpTransport } from '../src/transports/amqp/index.js';
+import { publishOptions } from '../src/transports/amqp/transport.js';
 import { order, type SchemaLibrary, submitEvent } from './payload.js';
 
 /**
@@ -55,18 +56,18 @@ export interface BenchConsumer {
   close(): Promise<void>;
 }
 
-const PUBLISH_OPTIONS = {
+/** What raw amqplib publishes with: persistent, mandatory, a content type. */
+export const PUBLISH_OPTIONS = {
   persistent: true,
   mandatory: true,
   contentType: 'application/json',
 } as const;
 
-/** Tidings' envelope for one order, as properties and headers, built once (see `raw-envelope`). */
-function envelopeOptions(names: Names): amqplib.Options.Publish {
+/** Tidings' envelope for one order, as the publish options its RabbitMQ transport builds. */
+export function envelopeOptions(names: Names): amqplib.Options.Publish {
   const id = uuidv7();
-  return {
-    ...PUBLISH_OPTIONS,
-    ...envelopeToProperties({
+  return publishOptions(
+    envelopeToProperties({
       id,
       type: names.routingKey,
       exchange: names.exchange,
@@ -76,7 +77,7 @@ function envelopeOptions(names: Names): amqplib.Options.Publish {
       time: new Date().toISOString(),
       correlationId: id,
     }),
-  };
+  );
 }
 
 /** amqplib's socket options: its default leaves Nagle's algorithm on. */

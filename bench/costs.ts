@@ -1,23 +1,7 @@
-import { createRequire } from 'node:module';
-import type { Options } from 'amqplib';
-import { envelopeToProperties } from '../src/envelope/envelope.js';
 import { encodePublish } from '../src/transports/amqp/frames.js';
+import { amqplibFrames } from '../test/support/amqplib-frames.js';
+import { envelopeOptions, namesFor, PUBLISH_OPTIONS } from './clients.js';
 import { order, submitEvent } from './payload.js';
-
-const require = createRequire(import.meta.url);
-// amqplib's encoder, as its ConfirmChannel.publish calls it (internal modules, stable since 0.10).
-const defs = require('amqplib/lib/defs.js') as {
-  BasicPublish: number;
-  BasicProperties: number;
-  encodeMethod(id: number, channel: number, fields: object): Buffer;
-  encodeProperties(id: number, channel: number, size: number, fields: object): Buffer;
-};
-const args = require('amqplib/lib/api_args.js') as {
-  publish(exchange: string, routingKey: string, options: Options.Publish): object;
-};
-const frame = require('amqplib/lib/frame.js') as {
-  makeBodyFrame(channel: number, body: Buffer): Buffer;
-};
 
 /** What one order costs on this machine, in µs: the floor under any per-message figure. */
 export interface Costs {
@@ -56,40 +40,17 @@ export function measureCosts(): Costs {
   const arktype = submitEvent('costs', 'arktype').versions[1]!.schema['~standard'];
   const zod = submitEvent('costs', 'zod').versions[1]!.schema['~standard'];
   const valibot = submitEvent('costs', 'valibot').versions[1]!.schema['~standard'];
-  const envelope = (i: number) => {
-    const id = `019abcde-1234-7abc-8def-${String(i).padStart(12, '0')}`;
-    const p = envelopeToProperties({
-      id,
-      type: 'order.v2.submit',
-      exchange: 'order',
-      event: 'submit',
-      version: 2,
-      source: 'order',
-      time: '2026-11-26T11:19:28.123Z',
-      correlationId: id,
-    });
-    return { persistent: true, mandatory: true, ...p } as Options.Publish;
-  };
-  const envelopes = Array.from({ length: 256 }, (_, i) => envelope(i));
-  const raw: Options.Publish = {
-    persistent: true,
-    mandatory: true,
-    contentType: 'application/json',
-  };
-  const amqplibFrames = (o: Options.Publish, body: Buffer) => {
-    const fields = args.publish('order', 'order.v2.submit', o);
-    return Buffer.concat([
-      defs.encodeMethod(defs.BasicPublish, 1, fields),
-      defs.encodeProperties(defs.BasicProperties, 1, body.length, fields),
-      frame.makeBodyFrame(1, body),
-    ]);
-  };
+  const envelopes = Array.from({ length: 256 }, () => envelopeOptions(namesFor('order')));
   return {
-    framesAmqplib: time((i) => amqplibFrames(envelopes[i & 255]!, bodies[i & 255]!)),
+    framesAmqplib: time((i) =>
+      amqplibFrames(1, 'order', 'order.v2.submit', envelopes[i & 255]!, bodies[i & 255]!),
+    ),
     framesTidings: time((i) =>
       encodePublish(1, 131_072, 'order', 'order.v2.submit', envelopes[i & 255]!, bodies[i & 255]!),
     ),
-    framesRaw: time((i) => amqplibFrames(raw, bodies[i & 255]!)),
+    framesRaw: time((i) =>
+      amqplibFrames(1, 'order', 'order.v2.submit', PUBLISH_OPTIONS, bodies[i & 255]!),
+    ),
     bytes: bodies[0]!.length,
     stringify: time((i) => Buffer.from(JSON.stringify(payloads[i & 255]))),
     parse: time((i) => JSON.parse(bodies[i & 255]!.toString('utf8'))),

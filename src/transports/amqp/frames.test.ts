@@ -2,42 +2,15 @@ import { createRequire } from 'node:module';
 import { connect as amqplibConnect, type ConfirmChannel, type Options } from 'amqplib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { amqplibFrames as amqplibBytes } from '../../../test/support/amqplib-frames.js';
 import { MessageEncodingError } from '../../errors.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
 import { waitFor } from '../../testing/conformance.js';
 import type { Delivery } from '../transport.js';
 import { encodePublish, tryPublishFrames } from './frames.js';
-import { amqpTransport } from './index.js';
+import { type AmqpTransport, amqpTransport } from './index.js';
 
-// amqplib's own encoder, the reference: the same calls its ConfirmChannel.publish makes.
 const require = createRequire(import.meta.url);
-const defs = require('amqplib/lib/defs.js') as {
-  BasicPublish: number;
-  BasicProperties: number;
-  encodeMethod(id: number, channel: number, fields: object): Buffer;
-  encodeProperties(id: number, channel: number, size: number, fields: object): Buffer;
-};
-const args = require('amqplib/lib/api_args.js') as {
-  publish(exchange: string, routingKey: string, options: Options.Publish): object;
-};
-const frame = require('amqplib/lib/frame.js') as {
-  makeBodyFrame(channel: number, body: Buffer): Buffer;
-};
-
-function amqplibBytes(
-  channel: number,
-  exchange: string,
-  routingKey: string,
-  options: Options.Publish,
-  body: Buffer,
-): Buffer {
-  const fields = args.publish(exchange, routingKey, options);
-  return Buffer.concat([
-    defs.encodeMethod(defs.BasicPublish, channel, fields),
-    defs.encodeProperties(defs.BasicProperties, channel, body.length, fields),
-    body.length > 0 ? frame.makeBodyFrame(channel, body) : Buffer.alloc(0),
-  ]);
-}
 
 const FRAME_MAX = 131_072;
 const id = '019abcde-1234-7abc-8def-0123456789ab';
@@ -171,6 +144,27 @@ describe('encodePublish', () => {
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const up = await brokerReachable('127.0.0.1', 5672, 'RabbitMQ');
 
+/** Runs `body` with a transport and a fresh exchange and queue bound with `pattern`; then deletes them. */
+async function withQueue(
+  pattern: string,
+  body: (t: AmqpTransport, exchange: string, queue: string) => Promise<void>,
+): Promise<void> {
+  const t = amqpTransport({ url, connectionName: 'frames-test', queueType: 'classic' });
+  const exchange = uniqueName('frames');
+  const queue = `${exchange}.q`;
+  const topology = {
+    exchanges: [exchange],
+    queues: [{ name: queue, bindings: [{ exchange, pattern }] }],
+  };
+  try {
+    await t.declare(topology);
+    await body(t, exchange, queue);
+  } finally {
+    await t.deleteTopology(topology, { exchanges: true }).catch(() => {});
+    await t.close();
+  }
+}
+
 describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
   it("takes the encoder's path with the installed amqplib, and the messages arrive intact", async () => {
     // If an amqplib upgrade changed the internals the encoder relies on, publishing would still
@@ -185,53 +179,9 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
       throughAmqplib++;
       return original.apply(this, args);
     };
-    const t = amqpTransport({ url, connectionName: 'frames-test', queueType: 'classic' });
-    const exchange = uniqueName('frames');
-    const queue = `${exchange}.q`;
-    const topology = {
-      exchanges: [exchange],
-      queues: [{ name: queue, bindings: [{ exchange, pattern: '#' }] }],
-    };
     try {
-      await t.declare(topology);
-      const sent = Array.from({ length: 50 }, (_, i) => ({
-        body: Buffer.from(JSON.stringify({ n: i, text: 'é€😀'.repeat(i) })),
-        headers: {
-          'ce-id': `id-${i}`,
-          'ce-time': new Date(0).toISOString(),
-          'x-note': 'ü'.repeat(i),
-        },
-      }));
-      await Promise.all(
-        sent.map((m, i) =>
-          t.publish({
-            exchange,
-            routingKey: `k.${i}`,
-            body: m.body,
-            properties: {
-              messageId: `id-${i}`,
-              correlationId: 'c',
-              type: 'frames.v1.test',
-              appId: 'frames-test',
-              timestamp: 1_790_000_000 + i,
-              contentType: 'application/json',
-              headers: m.headers,
-            },
-          }),
-        ),
-      );
-      expect(throughAmqplib).toBe(0);
-      const got: Delivery[] = [];
-      await t.consume(queue, { prefetch: 100 }, (d) => {
-        got.push(d);
-        d.ack().catch(() => {});
-      });
-      await waitFor(() => got.length === 50, 'the 50 messages');
-      for (const [i, d] of got.entries()) {
-        const m = d.message;
-        expect(m.routingKey).toBe(`k.${i}`);
-        expect(m.body.equals(sent[i]!.body)).toBe(true);
-        expect(m.properties).toMatchObject({
+      await withQueue('#', async (t, exchange, queue) => {
+        const properties = (i: number) => ({
           messageId: `id-${i}`,
           correlationId: 'c',
           type: 'frames.v1.test',
@@ -239,12 +189,41 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
           timestamp: 1_790_000_000 + i,
           contentType: 'application/json',
         });
-        expect({ ...m.properties.headers }).toEqual(sent[i]!.headers);
-      }
+        const sent = Array.from({ length: 50 }, (_, i) => ({
+          body: Buffer.from(JSON.stringify({ n: i, text: 'é€😀'.repeat(i) })),
+          headers: {
+            'ce-id': `id-${i}`,
+            'ce-time': new Date(0).toISOString(),
+            'x-note': 'ü'.repeat(i),
+          },
+        }));
+        await Promise.all(
+          sent.map((m, i) =>
+            t.publish({
+              exchange,
+              routingKey: `k.${i}`,
+              body: m.body,
+              properties: { ...properties(i), headers: m.headers },
+            }),
+          ),
+        );
+        expect(throughAmqplib).toBe(0);
+        const got: Delivery[] = [];
+        await t.consume(queue, { prefetch: 100 }, (d) => {
+          got.push(d);
+          d.ack().catch(() => {});
+        });
+        await waitFor(() => got.length === 50, 'the 50 messages');
+        for (const [i, d] of got.entries()) {
+          const m = d.message;
+          expect(m.routingKey).toBe(`k.${i}`);
+          expect(m.body.equals(sent[i]!.body)).toBe(true);
+          expect(m.properties).toMatchObject(properties(i));
+          expect({ ...m.properties.headers }).toEqual(sent[i]!.headers);
+        }
+      });
     } finally {
       proto.publish = original;
-      await t.deleteTopology(topology, { exchanges: true }).catch(() => {});
-      await t.close();
     }
   });
 
@@ -309,21 +288,13 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
   });
 
   it('rejects a message amqplib cannot encode with MessageEncodingError, and keeps later confirms with their messages', async () => {
-    const t = amqpTransport({ url, connectionName: 'frames-test', queueType: 'classic' });
-    const exchange = uniqueName('frames');
-    const queue = `${exchange}.q`;
-    const topology = {
-      exchanges: [exchange],
-      queues: [{ name: queue, bindings: [{ exchange, pattern: 'bound.#' }] }],
-    };
-    const message = (routingKey: string, messageId: string) => ({
-      exchange,
-      routingKey,
-      body: Buffer.from('{}'),
-      properties: { messageId, headers: { 'tidings-attempts': 1 } },
-    });
-    try {
-      await t.declare(topology);
+    await withQueue('bound.#', async (t, exchange, queue) => {
+      const message = (routingKey: string, messageId: string) => ({
+        exchange,
+        routingKey,
+        body: Buffer.from('{}'),
+        properties: { messageId, headers: { 'tidings-attempts': 1 } },
+      });
       // A number among the headers sends these through amqplib's encoder, which refuses a
       // message id over 255 bytes after queueing the confirm callback.
       const refused = t.publish(message('bound.a', 'x'.repeat(300)));
@@ -336,9 +307,6 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
       const got = await t.get(queue);
       expect(got?.message.properties.messageId).toBe('c');
       await got?.ack();
-    } finally {
-      await t.deleteTopology(topology, { exchanges: true }).catch(() => {});
-      await t.close();
-    }
+    });
   });
 });

@@ -44,6 +44,8 @@ const UNSUPPORTED = ['priority', 'replyTo', 'userId', 'CC', 'BCC', 'clusterId'] 
 
 const SCRATCH_BYTES = 64 * 1024;
 let scratch: Buffer | undefined;
+/** The property flags of the content header being written (encoding is synchronous). */
+let flags = 0;
 
 /** Thrown inside the encoder when a message needs amqplib's encoder; never escapes it. */
 class NotHere {}
@@ -68,17 +70,11 @@ function fits(at: number, length: number): void {
   if (at + 3 * length + 16 > SCRATCH_BYTES) throw NOT_HERE;
 }
 
-function optionalShort(
-  b: Buffer,
-  at: number,
-  value: unknown,
-  flag: number,
-  flags: { value: number },
-): number {
+function optionalShort(b: Buffer, at: number, value: unknown, flag: number): number {
   if (value === undefined || value === null) return at;
   if (typeof value !== 'string') throw NOT_HERE;
   fits(at, value.length);
-  flags.value |= flag;
+  flags |= flag;
   return shortString(b, at, value);
 }
 
@@ -141,12 +137,12 @@ export function encodePublish(
     at += 12;
     const flagsAt = at;
     at += 2;
-    const flags = { value: 0 };
-    at = optionalShort(b, at, options.contentType, FLAG.contentType, flags);
-    at = optionalShort(b, at, options.contentEncoding, FLAG.contentEncoding, flags);
+    flags = 0;
+    at = optionalShort(b, at, options.contentType, FLAG.contentType);
+    at = optionalShort(b, at, options.contentEncoding, FLAG.contentEncoding);
     // amqplib always writes a headers table, empty when there are none.
     const headers = (options.headers ?? {}) as Record<string, unknown>;
-    flags.value |= FLAG.headers;
+    flags |= FLAG.headers;
     const tableAt = at;
     at += 4;
     for (const name in headers) {
@@ -165,24 +161,24 @@ export function encodePublish(
       // An octet; anything else (or amqplib's reading of a boolean) is amqplib's to handle.
       if (typeof deliveryMode !== 'number' || !Number.isInteger(deliveryMode)) throw NOT_HERE;
       if (deliveryMode < 0 || deliveryMode > 255) throw NOT_HERE;
-      flags.value |= FLAG.deliveryMode;
+      flags |= FLAG.deliveryMode;
       b[at++] = deliveryMode;
     }
-    at = optionalShort(b, at, options.correlationId, FLAG.correlationId, flags);
+    at = optionalShort(b, at, options.correlationId, FLAG.correlationId);
     const expiration = options.expiration === undefined ? undefined : String(options.expiration);
-    at = optionalShort(b, at, expiration, FLAG.expiration, flags);
-    at = optionalShort(b, at, options.messageId, FLAG.messageId, flags);
+    at = optionalShort(b, at, expiration, FLAG.expiration);
+    at = optionalShort(b, at, options.messageId, FLAG.messageId);
     const timestamp = options.timestamp;
     if (timestamp !== undefined) {
       if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw NOT_HERE;
-      flags.value |= FLAG.timestamp;
+      flags |= FLAG.timestamp;
       b.writeUInt32BE(Math.floor(timestamp / 2 ** 32), at);
       b.writeUInt32BE(timestamp % 2 ** 32, at + 4);
       at += 8;
     }
-    at = optionalShort(b, at, options.type, FLAG.type, flags);
-    at = optionalShort(b, at, options.appId, FLAG.appId, flags);
-    b.writeUInt16BE(flags.value, flagsAt);
+    at = optionalShort(b, at, options.type, FLAG.type);
+    at = optionalShort(b, at, options.appId, FLAG.appId);
+    b.writeUInt16BE(flags, flagsAt);
     b.writeUInt32BE(at - header - 7, header + 3);
     b[at++] = FRAME_END;
 
@@ -214,6 +210,18 @@ interface ChannelInternals {
   pushConfirmCallback?: unknown;
 }
 
+/**
+ * Whether amqplib has stopped sending on `channel`: a closing or closed channel, or one whose
+ * connection is closing, gets its own `sendMessage` (a thrower) in place of the prototype's.
+ */
+export function closing(channel: ConfirmChannel): boolean {
+  const connection = (channel as unknown as ChannelInternals).connection;
+  return (
+    Object.hasOwn(channel, 'sendMessage') ||
+    (connection !== undefined && Object.hasOwn(connection, 'sendMessage'))
+  );
+}
+
 /** amqplib writes a publish of this many bytes or more as several writes (see below). */
 const SINGLE_CHUNK_THRESHOLD = 2048;
 
@@ -238,15 +246,12 @@ export function tryPublishFrames(
   const connection = c.connection;
   const number = c.ch;
   const record = typeof number === 'number' ? connection?.channels?.[number] : undefined;
-  // A closing channel or connection gets its own `sendMessage` (amqplib's thrower) in place of
-  // the prototype's.
   if (
     record?.channel !== channel ||
     typeof record.buffer?.write !== 'function' ||
     typeof c.pushConfirmCallback !== 'function' ||
     typeof connection?.frameMax !== 'number' ||
-    Object.hasOwn(channel, 'sendMessage') ||
-    Object.hasOwn(connection, 'sendMessage')
+    closing(channel)
   ) {
     return undefined;
   }

@@ -9,7 +9,7 @@ import {
 } from '../../errors.js';
 import type { PublishOutcome } from '../transport.js';
 import { closeQuietly, type ManagedConnection } from './connection.js';
-import { tryPublishFrames } from './frames.js';
+import { closing, tryPublishFrames } from './frames.js';
 import type { ResolvedAmqpOptions } from './options.js';
 import { brokerReason, replyCodeOf } from './topology.js';
 
@@ -124,12 +124,7 @@ class ReusedHeaders {
  * RangeError while the channel and its connection are still open), not because the channel closed.
  */
 function refusedToEncode(error: unknown, channel: ConfirmChannel): boolean {
-  if (!(error instanceof TypeError || error instanceof RangeError)) return false;
-  const connection = (channel as unknown as { connection?: object }).connection;
-  return (
-    !Object.hasOwn(channel, 'sendMessage') &&
-    !(connection && Object.hasOwn(connection, 'sendMessage'))
-  );
+  return (error instanceof TypeError || error instanceof RangeError) && !closing(channel);
 }
 
 /** Removes `callback` from the end of amqplib's queue of confirm callbacks, if it is there. */

@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel, Options } from 'amqplib';
-import type { OutgoingMessage } from '../../envelope/envelope.js';
+import type { MessageProperties, OutgoingMessage } from '../../envelope/envelope.js';
 import { StateError } from '../../errors.js';
 import type {
   ConsumeOptions,
@@ -402,10 +402,13 @@ export class AmqpTransport implements Transport {
 }
 
 /** amqplib publish arguments for a message: persistent, mandatory, envelope properties kept. */
-function toRequest(message: OutgoingMessage): PublishRequest {
-  const p = message.properties;
-  // One literal with every field, so that every publish's options share one hidden class.
-  const options: Options.Publish = {
+/**
+ * amqplib's publish options for a message's properties: persistent and mandatory, as every
+ * Tidings publish is. One literal with every field, so that every publish's options share one
+ * hidden class.
+ */
+export function publishOptions(p: MessageProperties): Options.Publish {
+  return {
     persistent: true,
     mandatory: true,
     messageId: p.messageId,
@@ -417,11 +420,14 @@ function toRequest(message: OutgoingMessage): PublishRequest {
     contentEncoding: p.contentEncoding,
     headers: p.headers,
   };
+}
+
+function toRequest(message: OutgoingMessage): PublishRequest {
   return {
     exchange: message.exchange,
     routingKey: message.routingKey,
     body: message.body,
-    options,
+    options: publishOptions(message.properties),
   };
 }
 
