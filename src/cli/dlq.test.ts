@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
-import { silentLogger } from '../runtime/logger.js';
+import { silentLogger } from '../logger.js';
 import { createService } from '../runtime/service.js';
 import { waitFor } from '../testing/conformance.js';
 import { MemoryBroker } from '../transports/memory/broker.js';

@@ -1,12 +1,12 @@
 import { createInterface } from 'node:readline/promises';
 import { ConfigError } from '../errors.js';
+import { silentLogger } from '../logger.js';
 import {
   type DeadLetter,
   listDeadLetters,
   purgeDeadLetters,
   replayDeadLetters,
 } from '../ops/dead-letters.js';
-import { silentLogger } from '../runtime/logger.js';
 import { connect, redactUrl } from '../transports/connect.js';
 import { deadLetterQueueName, type Transport } from '../transports/transport.js';
 import { CliError } from './errors.js';

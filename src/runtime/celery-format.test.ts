@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import { HEADERS } from '../envelope/envelope.js';
+import { silentLogger } from '../logger.js';
 import { waitFor } from '../testing/conformance.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
-import { silentLogger } from './logger.js';
 import { createService } from './service.js';
 
 const fixture = JSON.parse(

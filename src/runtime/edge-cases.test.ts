@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import { NonRetryableError } from '../errors.js';
+import { silentLogger } from '../logger.js';
 import { replayDeadLetters } from '../ops/dead-letters.js';
 import { waitFor } from '../testing/conformance.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
 import type { Transport } from '../transports/transport.js';
 import type { IdempotencyStore } from './idempotency.js';
-import { silentLogger } from './logger.js';
 import { createService } from './service.js';
 
 const submit = defineEvent(defineExchange('order'), 'submit', z.object({ id: z.number() }));

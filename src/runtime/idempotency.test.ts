@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
+import { silentLogger } from '../logger.js';
 import { waitFor } from '../testing/conformance.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
 import { MemoryIdempotencyStore } from './idempotency.js';
-import { silentLogger } from './logger.js';
 import { createService } from './service.js';
 
 const submit = defineEvent(defineExchange('order'), 'submit', z.object({ id: z.number() }));

@@ -1,3 +1,4 @@
+export { consoleLogger, type Logger, silentLogger } from '../logger.js';
 export {
   type ClaimResult,
   IDEMPOTENCY_DEFAULTS,
@@ -5,7 +6,6 @@ export {
   type IdempotencyStore,
   MemoryIdempotencyStore,
 } from './idempotency.js';
-export { consoleLogger, type Logger, silentLogger } from './logger.js';
 export {
   DEFAULT_RETRY_POLICY,
   type ResolvedRetryPolicy,

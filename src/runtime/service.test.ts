@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import { ConfigError, InvalidNameError, StateError, ValidationError } from '../errors.js';
+import { silentLogger } from '../logger.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
-import { silentLogger } from './logger.js';
 import { DEFAULT_RETRY_POLICY, resolveRetryPolicy, retryDelay } from './retry.js';
 import { createService } from './service.js';
 

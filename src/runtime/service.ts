@@ -19,6 +19,7 @@ import {
 } from '../envelope/envelope.js';
 import { isoNow, uuidv7 } from '../envelope/id.js';
 import { ConfigError, StateError, UnroutableError, ValidationError } from '../errors.js';
+import { consoleLogger, type Logger } from '../logger.js';
 import { redactSecrets } from '../redact.js';
 import type {
   Consumer,
@@ -28,7 +29,6 @@ import type {
   Transport,
 } from '../transports/transport.js';
 import { type ClaimResult, IDEMPOTENCY_DEFAULTS, type IdempotencyOptions } from './idempotency.js';
-import { consoleLogger, type Logger } from './logger.js';
 import {
   isRetryable,
   type ResolvedRetryPolicy,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from './logger.js';
+import { silentLogger } from '../logger.js';
 import { stopOnSignals } from './signals.js';
 
 describe('stopOnSignals', () => {

@@ -1,4 +1,4 @@
-import { consoleLogger, type Logger } from './logger.js';
+import { consoleLogger, type Logger } from '../logger.js';
 
 /** Options of {@link stopOnSignals}. */
 export interface StopOnSignalsOptions {

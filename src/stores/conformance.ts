@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineEvent, defineExchange } from '../contracts/event.js';
+import { silentLogger } from '../logger.js';
 import type { IdempotencyOptions, IdempotencyStore } from '../runtime/idempotency.js';
-import { silentLogger } from '../runtime/logger.js';
 import { createService, type Service } from '../runtime/service.js';
 import { uniqueName } from '../testing/broker.js';
 import { waitFor } from '../testing/conformance.js';

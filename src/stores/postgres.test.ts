@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import { ConfigError } from '../errors.js';
-import { silentLogger } from '../runtime/logger.js';
+import { silentLogger } from '../logger.js';
 import { createService, type HandlerContext, type Service } from '../runtime/service.js';
 import { brokerReachable, uniqueName } from '../testing/broker.js';
 import { waitFor } from '../testing/conformance.js';

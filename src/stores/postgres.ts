@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../errors.js';
+import { consoleLogger, type Logger } from '../logger.js';
 import {
   type ClaimResult,
   IDEMPOTENCY_DEFAULTS,
   type IdempotencyStore,
 } from '../runtime/idempotency.js';
-import { consoleLogger, type Logger } from '../runtime/logger.js';
 import type { Handler, HandlerContext } from '../runtime/service.js';
 import { IdempotencyStoreError } from './errors.js';
 import { checkPositiveMs, wholeMs } from './options.js';

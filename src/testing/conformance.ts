@@ -8,7 +8,7 @@ import {
 } from '../envelope/envelope.js';
 import { uuidv7 } from '../envelope/id.js';
 import { NonRetryableError, PublishRejectedError, UnroutableError } from '../errors.js';
-import { silentLogger } from '../runtime/logger.js';
+import { silentLogger } from '../logger.js';
 import { createService, type Service } from '../runtime/service.js';
 import {
   type Delivery,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/runtime/logger.js';
+import { silentLogger } from '../../src/logger.js';
 import { createService, type Service } from '../../src/runtime/service.js';
 import { uniqueName } from '../../src/testing/broker.js';
 import { waitFor } from '../../src/testing/conformance.js';

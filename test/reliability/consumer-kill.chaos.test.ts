@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/runtime/logger.js';
+import { silentLogger } from '../../src/logger.js';
 import { createService } from '../../src/runtime/service.js';
 import { PostgresInbox } from '../../src/stores/postgres.js';
 import { uniqueName } from '../../src/testing/broker.js';

@@ -8,8 +8,8 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { NonRetryableError } from '../../src/errors.js';
+import type { Logger } from '../../src/logger.js';
 import type { IdempotencyOptions } from '../../src/runtime/idempotency.js';
-import type { Logger } from '../../src/runtime/logger.js';
 import { createService, type Handler, type Service } from '../../src/runtime/service.js';
 import { PostgresIdempotencyStore, PostgresInbox } from '../../src/stores/postgres.js';
 import { RedisIdempotencyStore } from '../../src/stores/redis.js';

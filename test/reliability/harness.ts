@@ -5,7 +5,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { silentLogger } from '../../src/runtime/logger.js';
+import { silentLogger } from '../../src/logger.js';
 import { brokerReachable } from '../../src/testing/broker.js';
 import { waitFor } from '../../src/testing/conformance.js';
 import { type AmqpTransport, amqpTransport } from '../../src/transports/amqp/index.js';

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/logger.js';
 import { listDeadLetters } from '../../src/ops/dead-letters.js';
-import { silentLogger } from '../../src/runtime/logger.js';
 import { createService } from '../../src/runtime/service.js';
 import { uniqueName } from '../../src/testing/broker.js';
 import { waitFor } from '../../src/testing/conformance.js';

@@ -11,8 +11,8 @@ import {
   TopologyConflictError,
   UnroutableError,
 } from '../../errors.js';
-import type { Logger } from '../../runtime/logger.js';
-import { silentLogger } from '../../runtime/logger.js';
+import type { Logger } from '../../logger.js';
+import { silentLogger } from '../../logger.js';
 import { createService, type Service } from '../../runtime/service.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
 import { waitFor } from '../../testing/conformance.js';

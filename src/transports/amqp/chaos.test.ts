@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { defineEvent, defineExchange } from '../../contracts/event.js';
-import { silentLogger } from '../../runtime/logger.js';
+import { silentLogger } from '../../logger.js';
 import { createService, type Service } from '../../runtime/service.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
 import { waitFor } from '../../testing/conformance.js';

@@ -1,4 +1,4 @@
-import { silentLogger } from '../../runtime/logger.js';
+import { silentLogger } from '../../logger.js';
 import { brokerReachable } from '../../testing/broker.js';
 import { describeTransportConformance } from '../../testing/conformance.js';
 import { amqpTransport } from './index.js';

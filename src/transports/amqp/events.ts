@@ -1,4 +1,4 @@
-import type { Logger } from '../../runtime/logger.js';
+import type { Logger } from '../../logger.js';
 
 /**
  * Which of the transport's two connections an event is about. Publishing (and declaring) and

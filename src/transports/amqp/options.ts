@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { ConfigError } from '../../errors.js';
-import { consoleLogger, type Logger } from '../../runtime/logger.js';
-import { redactUrl } from '../connect.js';
+import { consoleLogger, type Logger } from '../../logger.js';
+import { redactUrl } from '../../redact.js';
 import type { QueueType } from './args.js';
 
 /** TLS settings for `amqps://` connections. Every field is optional. */

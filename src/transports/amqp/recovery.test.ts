@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PublishBufferFullError, PublishTimeoutError } from '../../errors.js';
-import { silentLogger } from '../../runtime/logger.js';
+import { silentLogger } from '../../logger.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
 import { waitFor } from '../../testing/conformance.js';
 import type { Delivery, Topology } from '../transport.js';

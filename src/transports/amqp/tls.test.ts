@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectionError } from '../../errors.js';
-import { silentLogger } from '../../runtime/logger.js';
+import { silentLogger } from '../../logger.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
 import { type AmqpTransport, type AmqpTransportOptions, amqpTransport } from './index.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, TopologyConflictError } from '../../errors.js';
-import { silentLogger } from '../../runtime/logger.js';
+import { silentLogger } from '../../logger.js';
 import { sanitizeError } from './connection.js';
 import { resolveAmqpOptions } from './options.js';
 import { parseConflict, planTopology, queuesOf, retryLevel, retryQueueName } from './topology.js';
