@@ -100,6 +100,17 @@ export const HEADERS = {
   originalRoutingKey: 'tidings-original-routing-key',
 } as const;
 
+/** Why a message was dead-lettered; the value of the `tidings-dead-reason` header. */
+export type DeadLetterReason =
+  | 'handler-error'
+  | 'invalid-json'
+  | 'invalid-celery'
+  | 'schema-violation'
+  | 'unsupported-version'
+  | 'unknown-event'
+  | 'oversize'
+  | 'missing-envelope';
+
 /** The CloudEvents version Tidings writes. */
 export const SPEC_VERSION = '1.0';
 

@@ -1,6 +1,5 @@
-import type { Envelope } from '../envelope/envelope.js';
+import type { DeadLetterReason, Envelope } from '../envelope/envelope.js';
 import type { Logger } from '../logger.js';
-import type { DeadLetterReason } from './settlement.js';
 
 /** Lifecycle and per-message events a service emits, for logging and tracing. */
 export interface ServiceEvents {

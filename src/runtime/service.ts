@@ -24,6 +24,7 @@ import {
 } from './options.js';
 import { type Publish, Publisher } from './publishing.js';
 
+export type { DeadLetterReason } from '../envelope/envelope.js';
 export type { Listener, ServiceEvents } from './events.js';
 export type {
   EventMessage,
@@ -39,7 +40,6 @@ export type {
   UnroutablePolicy,
 } from './options.js';
 export type { Publish, PublishOptions } from './publishing.js';
-export type { DeadLetterReason } from './settlement.js';
 
 /**
  * A named service: it registers handlers, declares its queues, consumes, and publishes.

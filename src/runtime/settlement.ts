@@ -1,4 +1,10 @@
-import { attemptsOf, type Envelope, HEADERS, type HeaderValue } from '../envelope/envelope.js';
+import {
+  attemptsOf,
+  type DeadLetterReason,
+  type Envelope,
+  HEADERS,
+  type HeaderValue,
+} from '../envelope/envelope.js';
 import { redactSecrets } from '../redact.js';
 import type { Delivery } from '../transports/transport.js';
 import type { Observers } from './events.js';
@@ -11,18 +17,9 @@ import { isRetryable, retryDelay } from './retry.js';
  * throws is retried later with backoff while attempts remain and the error is retryable, then
  * dead-lettered with its history; input that can never be handled is dead-lettered at once with
  * its reason. Every dead letter carries why, where and how often it failed (see `HEADERS`).
+ *
+ * @module
  */
-
-/** Why a message was dead-lettered; the value of the `tidings-dead-reason` header. */
-export type DeadLetterReason =
-  | 'handler-error'
-  | 'invalid-json'
-  | 'invalid-celery'
-  | 'schema-violation'
-  | 'unsupported-version'
-  | 'unknown-event'
-  | 'oversize'
-  | 'missing-envelope';
 
 /** An error as dead-letter headers record it. */
 export interface FailureDescription {

@@ -1,5 +1,5 @@
 import { MemoryIdempotencyStore } from '../runtime/idempotency.js';
-import { describeIdempotencyStoreConformance } from './conformance.js';
+import { describeIdempotencyStoreConformance } from '../testing/stores.js';
 
 // The in-process store shares its data only within one instance, so every consumer gets the same.
 const store = new MemoryIdempotencyStore();

@@ -7,8 +7,8 @@ import { silentLogger } from '../logger.js';
 import { createService, type HandlerContext, type Service } from '../runtime/service.js';
 import { brokerReachable, uniqueName } from '../testing/broker.js';
 import { waitFor } from '../testing/conformance.js';
+import { describeIdempotencyStoreConformance } from '../testing/stores.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
-import { describeIdempotencyStoreConformance } from './conformance.js';
 import {
   IdempotencyStoreError,
   POSTGRES_INBOX_TABLE,

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.js';
 import { brokerReachable, uniqueName } from '../testing/broker.js';
-import { describeIdempotencyStoreConformance } from './conformance.js';
+import { describeIdempotencyStoreConformance } from '../testing/stores.js';
 import { IdempotencyStoreError, REDIS_KEY_PREFIX, RedisIdempotencyStore } from './redis.js';
 
 const url = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');

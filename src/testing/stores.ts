@@ -3,10 +3,10 @@ import { defineEvent, defineExchange } from '../contracts/event.js';
 import { silentLogger } from '../logger.js';
 import type { IdempotencyOptions, IdempotencyStore } from '../runtime/idempotency.js';
 import { createService, type Service } from '../runtime/service.js';
-import { uniqueName } from '../testing/broker.js';
-import { waitFor } from '../testing/conformance.js';
-import { testOrderSchema } from '../testing/schema.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
+import { uniqueName } from './broker.js';
+import { waitFor } from './conformance.js';
+import { testOrderSchema } from './schema.js';
 
 /** How the idempotency store suite gets stores, and what the store does not promise. */
 export interface IdempotencyStoreSuiteOptions {
