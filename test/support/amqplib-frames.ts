@@ -1,21 +1,20 @@
-import { createRequire } from 'node:module';
 import type { Options } from 'amqplib';
+import { amqplibInternal } from './amqplib-package.js';
 
 // amqplib's own encoder, as its ConfirmChannel.publish calls it (internal modules, stable since
 // 0.10): the reference that Tidings' frame encoder is tested and measured against.
-const require = createRequire(import.meta.url);
-const defs = require('amqplib/lib/defs.js') as {
+const defs = amqplibInternal<{
   BasicPublish: number;
   BasicProperties: number;
   encodeMethod(id: number, channel: number, fields: object): Buffer;
   encodeProperties(id: number, channel: number, size: number, fields: object): Buffer;
-};
-const args = require('amqplib/lib/api_args.js') as {
+}>('lib/defs.js');
+const args = amqplibInternal<{
   publish(exchange: string, routingKey: string, options: Options.Publish): object;
-};
-const frame = require('amqplib/lib/frame.js') as {
+}>('lib/api_args.js');
+const frame = amqplibInternal<{
   makeBodyFrame(channel: number, body: Buffer): Buffer;
-};
+}>('lib/frame.js');
 
 /** The bytes amqplib writes for one publish (method, content header, body frame) of `body`. */
 export function amqplibFrames(

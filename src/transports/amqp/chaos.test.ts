@@ -205,7 +205,7 @@ describe.skipIf(!up)('RabbitMQ chaos', () => {
       `
 import { amqpTransport } from ${JSON.stringify(srcUrl('transports/amqp/index.ts'))};
 import { createService } from ${JSON.stringify(srcUrl('runtime/service.ts'))};
-import { silentLogger } from ${JSON.stringify(srcUrl('runtime/logger.ts'))};
+import { silentLogger } from ${JSON.stringify(srcUrl('logger.ts'))};
 import { defineExchange, defineEvent } from ${JSON.stringify(srcUrl('contracts/event.ts'))};
 import { testOrderSchema } from ${JSON.stringify(srcUrl('testing/schema.ts'))};
 const submit = defineEvent(defineExchange(${JSON.stringify(exchange.name)}), 'submit', testOrderSchema);

@@ -1,7 +1,7 @@
-import { Socket } from 'node:net';
 import { type ChannelModel, connect, type Options } from 'amqplib';
 import { ConnectionError, StateError } from '../../errors.js';
 import type { AmqpTransportEvents, ConnectionRole, TypedEvents } from './events.js';
+import { coalesceWrites } from './internals.js';
 import { type ResolvedAmqpOptions, redactSecrets } from './options.js';
 
 /** What the owner of a {@link ManagedConnection} does at each step of its life. */
@@ -269,34 +269,6 @@ export class ManagedConnection {
     coalesceWrites(model);
     return model;
   }
-}
-
-/**
- * amqplib writes each frame with a `socket.write` of its own: with no-delay set, one system call
- * and one TCP segment per publish and per ack, which cost more CPU than all the rest of a publish.
- * Corking the socket at the first write of a tick and uncorking it on the next tick sends a burst
- * (amqplib writes its queued frames in one go) as one `writev`, without Nagle's wait: the bytes
- * leave before the event loop waits for I/O again.
- */
-function coalesceWrites(model: ChannelModel): void {
-  // amqplib keeps the socket as `connection.stream`; without it (another version), nothing changes.
-  const stream = (model as unknown as { connection?: { stream?: unknown } }).connection?.stream;
-  if (!(stream instanceof Socket)) return;
-  const socket = stream;
-  const write = socket.write;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
-  socket.write = function (this: Socket, ...args: Parameters<Socket['write']>): boolean {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      process.nextTick(uncork);
-    }
-    return write.apply(this, args);
-  } as Socket['write'];
 }
 
 /** A plain `Error` with the message of `error`, the password and URL credentials redacted. */

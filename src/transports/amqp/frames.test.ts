@@ -1,16 +1,24 @@
-import { createRequire } from 'node:module';
 import { connect as amqplibConnect, type ConfirmChannel, type Options } from 'amqplib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { amqplibFrames as amqplibBytes } from '../../../test/support/amqplib-frames.js';
+import { amqplibInternal, amqplibVersion } from '../../../test/support/amqplib-package.js';
 import { MessageEncodingError } from '../../errors.js';
+import { silentLogger } from '../../logger.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
 import { waitFor } from '../../testing/conformance.js';
 import type { Delivery } from '../transport.js';
-import { encodePublish, tryPublishFrames } from './frames.js';
+import { encodePublish } from './frames.js';
 import { type AmqpTransport, amqpTransport } from './index.js';
+import { type FastPublish, probePublishPath } from './internals.js';
 
-const require = createRequire(import.meta.url);
+/** Publishes through the fast path of `channel`, probed anew (undefined: it stepped aside). */
+function tryPublishFrames(
+  channel: ConfirmChannel,
+  ...args: Parameters<FastPublish>
+): ReturnType<FastPublish> {
+  return probePublishPath(channel).fast?.(...args);
+}
 
 const FRAME_MAX = 131_072;
 const id = '019abcde-1234-7abc-8def-0123456789ab';
@@ -34,6 +42,10 @@ const tidings: Options.Publish = {
     traceparent: undefined,
   },
 };
+
+it('runs on the amqplib this pass is for (0.10 in the main pass, 2.x in test:amqplib2)', () => {
+  expect(amqplibVersion).toMatch(process.env.TIDINGS_AMQPLIB ? /^2\./ : /^0\.10\./);
+});
 
 describe('encodePublish', () => {
   it("writes the bytes amqplib writes for Tidings' own messages", () => {
@@ -165,14 +177,52 @@ async function withQueue(
   }
 }
 
+type PublishMethod = ((...args: unknown[]) => boolean) & { __wrapped?: boolean };
+
+/** The prototype whose `publish` the transport's confirm channels use. */
+function confirmChannelPrototype(): { publish: PublishMethod } {
+  return amqplibInternal<{ ConfirmChannel: { prototype: { publish: PublishMethod } } }>(
+    'lib/channel_model.js',
+  ).ConfirmChannel.prototype;
+}
+
+/** Publishes `count` messages through `t` and counts how many went through amqplib's publish. */
+async function countThroughAmqplib(
+  t: AmqpTransport,
+  exchange: string,
+  count: number,
+  wrap = false,
+): Promise<number> {
+  const proto = confirmChannelPrototype();
+  const original = proto.publish;
+  let throughAmqplib = 0;
+  const counting: PublishMethod = function (this: unknown, ...args: unknown[]) {
+    throughAmqplib++;
+    return original.apply(this, args);
+  };
+  // What shimmer, the wrapper OpenTelemetry's instrumentations use, leaves on a wrapped method.
+  if (wrap) counting.__wrapped = true;
+  proto.publish = counting;
+  try {
+    for (let i = 0; i < count; i++) {
+      await t.publish({
+        exchange,
+        routingKey: `k.${i}`,
+        body: Buffer.from('{}'),
+        properties: { messageId: `m-${i}`, contentType: 'application/json', headers: {} },
+      });
+    }
+  } finally {
+    proto.publish = original;
+  }
+  return throughAmqplib;
+}
+
 describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
   it("takes the encoder's path with the installed amqplib, and the messages arrive intact", async () => {
     // If an amqplib upgrade changed the internals the encoder relies on, publishing would still
     // work through amqplib, silently slower: this test says so.
-    const channels = require('amqplib/lib/channel_model.js') as {
-      ConfirmChannel: { prototype: { publish: (...args: unknown[]) => boolean } };
-    };
-    const proto = channels.ConfirmChannel.prototype;
+    const proto = confirmChannelPrototype();
     const original = proto.publish;
     let throughAmqplib = 0;
     proto.publish = function (this: unknown, ...args: unknown[]) {
@@ -224,6 +274,48 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
       });
     } finally {
       proto.publish = original;
+    }
+  });
+
+  it('goes through amqplib for everything with fastPublish: false, without a warning', async () => {
+    const warnings: string[] = [];
+    const t = amqpTransport({
+      url,
+      fastPublish: false,
+      logger: { ...silentLogger, warn: (m) => warnings.push(m) },
+    });
+    const exchange = uniqueName('frames-off');
+    try {
+      await t.declare({ exchanges: [exchange], queues: [] });
+      expect(await countThroughAmqplib(t, exchange, 5)).toBe(5);
+      expect(warnings).toEqual([]);
+    } finally {
+      await t.deleteTopology({ exchanges: [exchange], queues: [] }, { exchanges: true });
+      await t.close();
+    }
+  });
+
+  it('steps aside, saying so once, when an instrumentation wraps ConfirmChannel.publish', async () => {
+    const warnings: string[] = [];
+    const t = amqpTransport({ url, logger: { ...silentLogger, warn: (m) => warnings.push(m) } });
+    const exchange = uniqueName('frames-wrapped');
+    const proto = confirmChannelPrototype();
+    const original = proto.publish;
+    const wrapped: PublishMethod = function (this: unknown, ...args: unknown[]) {
+      return original.apply(this, args);
+    };
+    wrapped.__wrapped = true;
+    try {
+      // The probe runs when the publish channel opens: wrap before the first publish.
+      proto.publish = wrapped;
+      await t.declare({ exchanges: [exchange], queues: [] });
+      expect(await countThroughAmqplib(t, exchange, 5, true)).toBe(5);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/fast publish path is off: ConfirmChannel\.publish is wrapped/);
+    } finally {
+      proto.publish = original;
+      await t.deleteTopology({ exchanges: [exchange], queues: [] }, { exchanges: true });
+      await t.close();
     }
   });
 

@@ -1,4 +1,4 @@
-import type { ConfirmChannel, Options } from 'amqplib';
+import type { Options } from 'amqplib';
 
 /**
  * The frames of one `basic.publish` (method, content header, one body frame), encoded in one
@@ -197,88 +197,4 @@ export function encodePublish(
     if (error === NOT_HERE) return undefined;
     throw error;
   }
-}
-
-/** amqplib's internals that {@link tryPublishFrames} uses; checked before every use. */
-interface ChannelInternals {
-  readonly ch?: unknown;
-  readonly connection?: {
-    frameMax?: unknown;
-    sentSinceLastCheck?: boolean;
-    channels?: ({ channel?: unknown; buffer?: { write?: unknown } } | null)[];
-  };
-  pushConfirmCallback?: unknown;
-}
-
-/**
- * Whether amqplib has stopped sending on `channel`: a closing or closed channel, or one whose
- * connection is closing, gets its own `sendMessage` (a thrower) in place of the prototype's.
- */
-export function closing(channel: ConfirmChannel): boolean {
-  const connection = (channel as unknown as ChannelInternals).connection;
-  return (
-    Object.hasOwn(channel, 'sendMessage') ||
-    (connection !== undefined && Object.hasOwn(connection, 'sendMessage'))
-  );
-}
-
-/** amqplib writes a publish of this many bytes or more as several writes (see below). */
-const SINGLE_CHUNK_THRESHOLD = 2048;
-
-/**
- * Publishes on an amqplib confirm channel with {@link encodePublish}: the same bytes amqplib would
- * write reach the same channel buffer, in the same writes, the confirm callback goes into the same
- * queue, and the heartbeat sees the write. Returns `undefined`, having done nothing, when the
- * encoder does not handle the message, or the channel or its connection is closing, or amqplib's
- * internals are not as expected (another version): the caller then uses `channel.publish`, which
- * also throws the right error for a closing channel. Otherwise returns what amqplib's publish
- * would (false: wait for `drain`).
- */
-export function tryPublishFrames(
-  channel: ConfirmChannel,
-  exchange: string,
-  routingKey: string,
-  body: Buffer,
-  options: Options.Publish,
-  callback: (error: unknown) => void,
-): boolean | undefined {
-  const c = channel as unknown as ChannelInternals;
-  const connection = c.connection;
-  const number = c.ch;
-  const record = typeof number === 'number' ? connection?.channels?.[number] : undefined;
-  if (
-    record?.channel !== channel ||
-    typeof record.buffer?.write !== 'function' ||
-    typeof c.pushConfirmCallback !== 'function' ||
-    typeof connection?.frameMax !== 'number' ||
-    closing(channel)
-  ) {
-    return undefined;
-  }
-  const frames = encodePublish(
-    number as number,
-    connection.frameMax,
-    exchange,
-    routingKey,
-    options,
-    body,
-  );
-  if (!frames) return undefined;
-  (c.pushConfirmCallback as (cb: unknown) => void).call(channel, callback);
-  connection.sentSinceLastCheck = true;
-  const buffer = record.buffer;
-  const write = (bytes: Buffer) => (buffer.write as (b: Buffer) => boolean).call(buffer, bytes);
-  if (frames.length < SINGLE_CHUNK_THRESHOLD) return write(frames);
-  // As amqplib does for a large publish: the method and header frames (one write, or two when
-  // they are large themselves), then the body frame. Its channel buffer counts writes, not bytes,
-  // so the same writes give the same backpressure.
-  const bodyStart = body.length > 0 ? frames.length - body.length - 8 : frames.length;
-  if (bodyStart < SINGLE_CHUNK_THRESHOLD) write(frames.subarray(0, bodyStart));
-  else {
-    const methodEnd = 8 + frames.readUInt32BE(3);
-    write(frames.subarray(0, methodEnd));
-    write(frames.subarray(methodEnd, bodyStart));
-  }
-  // amqplib returns the body frame's write, or true when there is no body frame.
-  return body.length > 0 ? write(frames.subarray(bodyStart)) : true;
 }

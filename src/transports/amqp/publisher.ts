@@ -9,7 +9,7 @@ import {
 } from '../../errors.js';
 import type { PublishOutcome } from '../transport.js';
 import { closeQuietly, type ManagedConnection } from './connection.js';
-import { closing, tryPublishFrames } from './frames.js';
+import { closing, type FastPublish, probePublishPath, takeBackCallback } from './internals.js';
 import type { ResolvedAmqpOptions } from './options.js';
 import { brokerReason, replyCodeOf } from './topology.js';
 
@@ -127,12 +127,6 @@ function refusedToEncode(error: unknown, channel: ConfirmChannel): boolean {
   return (error instanceof TypeError || error instanceof RangeError) && !closing(channel);
 }
 
-/** Removes `callback` from the end of amqplib's queue of confirm callbacks, if it is there. */
-function takeBackCallback(channel: ConfirmChannel, callback: unknown): void {
-  const queue = (channel as unknown as { unconfirmed?: unknown[] }).unconfirmed;
-  if (Array.isArray(queue) && queue[queue.length - 1] === callback) queue.pop();
-}
-
 /**
  * The options of one write, with the headers in the reused object: the publishes the frame
  * encoder leaves to amqplib. Written as a literal of every publish option amqplib reads, not as
@@ -181,6 +175,10 @@ export class Publisher {
   private pendingCount = 0;
   private readonly inFlight = new Set<Entry>();
   private channel: ConfirmChannel | undefined;
+  /** The fast path of the current channel, when it has one (see internals.ts). */
+  private fast: FastPublish | undefined;
+  /** The connection whose fast path was last found off (warned once per connection). */
+  private warnedFor: ChannelModel | undefined;
   private waitingForDrain = false;
   private channelFailures = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -254,9 +252,23 @@ export class Publisher {
       this.waitingForDrain = false;
       this.pump();
     });
+    this.fast = this.fastPathOf(connection, channel);
     this.channel = channel;
     this.waitingForDrain = false;
     this.pump();
+  }
+
+  /** Probes the fast path of a new channel; says once per connection when it is off, and why. */
+  private fastPathOf(connection: ChannelModel, channel: ConfirmChannel): FastPublish | undefined {
+    if (!this.options.fastPublish) return undefined;
+    const path = probePublishPath(channel);
+    if (!path.fast && this.warnedFor !== connection) {
+      this.warnedFor = connection;
+      this.options.logger.warn(
+        `the fast publish path is off: ${path.reason}; publishing through amqplib's own encoder instead (same bytes, more CPU per message). Set fastPublish: false to silence this.`,
+      );
+    }
+    return path.fast;
   }
 
   /** The connection is gone: everything in flight will be sent again on the next one. */
@@ -311,7 +323,7 @@ export class Publisher {
       let writable: boolean;
       const done = (error: unknown) => this.confirmed(entry, channel, error);
       try {
-        const fast = tryPublishFrames(channel, r.exchange, r.routingKey, r.body, r.options, done);
+        const fast = this.fast?.(r.exchange, r.routingKey, r.body, r.options, done);
         if (fast !== undefined) writable = fast;
         else {
           const options = r.options.headers ? withHeaders(r.options, this.headers) : r.options;
