@@ -13,7 +13,10 @@ const amqplib2 = fileURLToPath(new URL('./node_modules/amqplib-2/channel_api.js'
 export default defineConfig({
   ...base,
   resolve: {
-    alias: [{ find: /^amqplib$/, replacement: amqplib2 }, ...(base.resolve?.alias as [])],
+    alias: [
+      { find: /^amqplib$/, replacement: amqplib2 },
+      ...((base.resolve?.alias ?? []) as { find: RegExp; replacement: string }[]),
+    ],
   },
   test: {
     ...base.test,

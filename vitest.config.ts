@@ -15,6 +15,8 @@ export default defineConfig({
     // Tests run against the sources; the examples import `tidings` exactly as users do.
     alias: [
       { find: /^tidings\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^tidings\/wire$/, replacement: src('wire.ts') },
+      { find: /^tidings\/ops$/, replacement: src('ops/index.ts') },
       { find: /^tidings\/memory$/, replacement: src('transports/memory/index.ts') },
       { find: /^tidings\/amqp$/, replacement: src('transports/amqp/index.ts') },
       { find: /^tidings\/redis$/, replacement: src('stores/redis.ts') },

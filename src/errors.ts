@@ -3,10 +3,14 @@
  * class with typed fields, so callers branch with `instanceof` instead of parsing messages.
  */
 
-/** Base class of all errors raised by Tidings. `code` is stable and safe to match on. */
-export class TidingsError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+/**
+ * Base class of all errors raised by Tidings. `code` is stable and safe to match on; each class
+ * has its own, typed as a literal (`ValidationError['code']` is `'validation'`), and
+ * {@link TidingsErrorCode} lists them all.
+ */
+export class TidingsError<Code extends string = string> extends Error {
+  readonly code: Code;
+  constructor(code: Code, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -14,7 +18,7 @@ export class TidingsError extends Error {
 }
 
 /** A name (exchange, event, service) breaks the naming rules. Thrown at definition time. */
-export class InvalidNameError extends TidingsError {
+export class InvalidNameError extends TidingsError<'invalid-name'> {
   constructor(
     readonly kind: string,
     readonly value: string,
@@ -35,7 +39,7 @@ export interface ValidationIssue {
  * A payload does not satisfy its event's schema. On publish nothing is sent; on consume the
  * message is dead-lettered with reason `schema-violation`.
  */
-export class ValidationError extends TidingsError {
+export class ValidationError extends TidingsError<'validation'> {
   constructor(
     /** Routing key of the event version the payload was checked against. */
     readonly routingKey: string,
@@ -57,7 +61,7 @@ function formatIssue(issue: ValidationIssue): string {
 }
 
 /** A published message matched no queue and the publisher's `unroutable` policy is `error`. */
-export class UnroutableError extends TidingsError {
+export class UnroutableError extends TidingsError<'unroutable'> {
   constructor(
     readonly exchange: string,
     readonly routingKey: string,
@@ -71,7 +75,7 @@ export class UnroutableError extends TidingsError {
 }
 
 /** The broker refused to take responsibility for a message (RabbitMQ basic.nack, or an unknown exchange). */
-export class PublishRejectedError extends TidingsError {
+export class PublishRejectedError extends TidingsError<'publish-rejected'> {
   constructor(
     readonly routingKey: string,
     reason: string,
@@ -85,7 +89,7 @@ export class PublishRejectedError extends TidingsError {
  * A message cannot be written in AMQP as given, for example a message id or correlation id over
  * 255 bytes where AMQP allows a short string. Nothing was sent.
  */
-export class MessageEncodingError extends TidingsError {
+export class MessageEncodingError extends TidingsError<'message-encoding'> {
   constructor(
     readonly routingKey: string,
     reason: string,
@@ -100,7 +104,7 @@ export class MessageEncodingError extends TidingsError {
 }
 
 /** A publish waited longer than allowed (for a connection or for the broker's confirm). */
-export class PublishTimeoutError extends TidingsError {
+export class PublishTimeoutError extends TidingsError<'publish-timeout'> {
   constructor(
     readonly routingKey: string,
     readonly waitedMs: number,
@@ -113,14 +117,14 @@ export class PublishTimeoutError extends TidingsError {
 }
 
 /** Something was used in a state that does not allow it (publishing after `stop()`, `on` after `start()`). */
-export class StateError extends TidingsError {
+export class StateError extends TidingsError<'state'> {
   constructor(message: string) {
     super('state', message);
   }
 }
 
 /** A configuration object has one or more problems; all of them are listed. */
-export class ConfigError extends TidingsError {
+export class ConfigError extends TidingsError<'config'> {
   constructor(
     readonly problems: readonly string[],
     what = 'configuration',
@@ -134,7 +138,7 @@ export class ConfigError extends TidingsError {
  * dead-letter queue, with reason `handler-error` and error name `NonRetryableError` (or the
  * subclass's name).
  */
-export class NonRetryableError extends TidingsError {
+export class NonRetryableError extends TidingsError<'non-retryable'> {
   constructor(message: string, options?: { cause?: unknown }) {
     super('non-retryable', message, options);
   }
@@ -144,7 +148,7 @@ export class NonRetryableError extends TidingsError {
  * A queue or exchange already exists with other arguments than the ones Tidings would declare.
  * Nothing was changed on the broker; delete the entity or align the options.
  */
-export class TopologyConflictError extends TidingsError {
+export class TopologyConflictError extends TidingsError<'topology-conflict'> {
   constructor(
     readonly entity: string,
     readonly difference: string,
@@ -160,7 +164,7 @@ export class TopologyConflictError extends TidingsError {
 }
 
 /** The broker cannot be reached or refused the connection. The URL in the message has no password. */
-export class ConnectionError extends TidingsError {
+export class ConnectionError extends TidingsError<'connection'> {
   constructor(message: string, options?: { cause?: unknown }) {
     super('connection', message, options);
   }
@@ -171,7 +175,7 @@ export class ConnectionError extends TidingsError {
  * waiting for a connection to the broker to come back. Nothing was sent; retry later, or raise
  * the transport's buffer limit.
  */
-export class PublishBufferFullError extends TidingsError {
+export class PublishBufferFullError extends TidingsError<'publish-buffer-full'> {
   constructor(
     readonly routingKey: string,
     /** How many publishes may wait at once. */
@@ -189,7 +193,7 @@ export class PublishBufferFullError extends TidingsError {
  * The broker refused an operation other than a publish (declaring, binding, deleting, consuming)
  * for a reason that is not an argument conflict, such as missing permissions.
  */
-export class BrokerOperationError extends TidingsError {
+export class BrokerOperationError extends TidingsError<'broker-operation'> {
   constructor(
     /** What was attempted, e.g. `declare queue "billing.order.submit"`. */
     readonly operation: string,
@@ -201,3 +205,23 @@ export class BrokerOperationError extends TidingsError {
     super('broker-operation', `The broker refused to ${operation}: ${reason}`, options);
   }
 }
+
+/**
+ * The `code` of every error this module defines, for a `switch` over `error.code`. The optional
+ * parts add their own: `idempotency-store` (tidings/redis, tidings/postgres), `replay`
+ * (tidings/ops), `contracts` and `snapshot-format` (tidings/tooling).
+ */
+export type TidingsErrorCode =
+  | InvalidNameError['code']
+  | ValidationError['code']
+  | UnroutableError['code']
+  | PublishRejectedError['code']
+  | MessageEncodingError['code']
+  | PublishTimeoutError['code']
+  | StateError['code']
+  | ConfigError['code']
+  | NonRetryableError['code']
+  | TopologyConflictError['code']
+  | ConnectionError['code']
+  | PublishBufferFullError['code']
+  | BrokerOperationError['code'];

@@ -20,8 +20,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['envelope/'],
   ['transports/transport.ts'],
   ['runtime/', 'transports/memory/', 'transports/amqp/', 'transports/nats/'],
-  ['transports/connect.ts', 'ops/', 'stores/', 'tooling/', 'outbox/', 'observability/'],
-  ['testing/', 'console/'],
+  ['transports/connect.ts', 'ops/', 'stores/', 'tooling/', 'outbox/', 'observability/', 'wire.ts'],
+  ['testing/', 'console/', 'run.ts'],
   ['cli/'],
   ['index.ts'],
 ];

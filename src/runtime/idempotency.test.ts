@@ -30,6 +30,41 @@ describe('MemoryIdempotencyStore', () => {
     now += 101;
     expect(await store.claim('a', 100)).toBe('claimed');
   });
+
+  it('holds at most maxEntries keys, evicting the least recently used first', async () => {
+    const store = new MemoryIdempotencyStore({ maxEntries: 3 });
+    for (const key of ['a', 'b', 'c']) {
+      await store.claim(key, 1000);
+      await store.complete(key, 60_000);
+    }
+    // Touching `a` makes `b` the oldest.
+    await store.complete('a', 60_000);
+    expect(await store.claim('d', 1000)).toBe('claimed');
+    expect(store.size).toBe(3);
+    expect(await store.claim('a', 1000)).toBe('done');
+    expect(await store.claim('c', 1000)).toBe('done');
+    // `b` was evicted: a duplicate of it runs again.
+    expect(await store.claim('b', 1000)).toBe('claimed');
+    expect(store.size).toBe(3);
+  });
+
+  it('sweeps expired keys, so a store under steady load stays small', async () => {
+    let now = 0;
+    const store = new MemoryIdempotencyStore({ now: () => now });
+    for (let i = 0; i < 1000; i++) {
+      await store.claim(`k${i}`, 100);
+      await store.complete(`k${i}`, 500);
+      now += 10;
+    }
+    // Only the keys of the last 500 ms (plus at most a second not yet swept) remain.
+    expect(store.size).toBeLessThanOrEqual(150);
+  });
+
+  it('refuses a maxEntries that is not a positive integer', () => {
+    expect(() => new MemoryIdempotencyStore({ maxEntries: 0 })).toThrow(
+      /maxEntries must be an integer >= 1/,
+    );
+  });
 });
 
 describe('idempotent handlers', () => {

@@ -1,3 +1,5 @@
+import { ConfigError } from '../errors.js';
+
 /**
  * Idempotent consumers: a store remembers which messages a handler has processed, so a redelivered
  * or duplicated message (at-least-once delivery makes both normal) runs the handler's effects once.
@@ -58,27 +60,60 @@ interface Entry {
   expiresAt: number;
 }
 
+/** Options of {@link MemoryIdempotencyStore}. */
+export interface MemoryIdempotencyStoreOptions {
+  /**
+   * The most keys the store holds. A claim that would exceed it first evicts the oldest keys
+   * (the least recently claimed or completed): a duplicate of an evicted message runs its handler
+   * again, as after its `ttlMs`. Size it above the number of messages you expect within the
+   * longest redelivery window; each key costs about 150 bytes.
+   * @defaultValue 100000
+   */
+  readonly maxEntries?: number | undefined;
+  /** The clock, in milliseconds. @defaultValue Date.now */
+  readonly now?: (() => number) | undefined;
+}
+
 /**
- * An idempotency store in this process's memory: for tests and single-process services. Expired
- * entries are swept as new claims arrive.
+ * An idempotency store in this process's memory: for tests and single-process services. It is
+ * bounded twice: by time (each processed key is forgotten after its `ttlMs`; expired keys are
+ * swept at most once a second, as claims arrive) and by count (`maxEntries`, oldest evicted
+ * first). Keys live as long as the process: use the Redis or PostgreSQL store to remember across
+ * restarts and replicas.
  */
 export class MemoryIdempotencyStore implements IdempotencyStore {
+  // A Map iterates in insertion order, and every write re-inserts its key: the first keys are the
+  // least recently used, so eviction takes them from the front.
   private readonly entries = new Map<string, Entry>();
+  private readonly maxEntries: number;
+  private readonly now: () => number;
   private sweepAt = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  /** @param options the options, or (as before) just the clock */
+  constructor(options: MemoryIdempotencyStoreOptions | (() => number) = {}) {
+    const o = typeof options === 'function' ? { now: options } : options;
+    const maxEntries = o.maxEntries ?? 100_000;
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new ConfigError(
+        [`maxEntries must be an integer >= 1 (got ${String(maxEntries)})`],
+        'MemoryIdempotencyStore options',
+      );
+    }
+    this.maxEntries = maxEntries;
+    this.now = o.now ?? Date.now;
+  }
 
   async claim(key: string, leaseMs: number): Promise<ClaimResult> {
     const now = this.now();
     this.sweep(now);
     const entry = this.entries.get(key);
     if (entry && entry.expiresAt > now) return entry.state === 'done' ? 'done' : 'busy';
-    this.entries.set(key, { state: 'busy', expiresAt: now + leaseMs });
+    this.set(key, { state: 'busy', expiresAt: now + leaseMs });
     return 'claimed';
   }
 
   async complete(key: string, ttlMs: number): Promise<void> {
-    this.entries.set(key, { state: 'done', expiresAt: this.now() + ttlMs });
+    this.set(key, { state: 'done', expiresAt: this.now() + ttlMs });
   }
 
   async release(key: string): Promise<void> {
@@ -88,6 +123,15 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   /** Number of remembered keys, expired ones included until the next sweep. */
   get size(): number {
     return this.entries.size;
+  }
+
+  private set(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries) break;
+      this.entries.delete(oldest);
+    }
   }
 
   private sweep(now: number): void {
