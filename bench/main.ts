@@ -11,11 +11,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as amqplib from 'amqplib';
+import { renderSvg } from './chart.js';
 import { type Library, type Names, namesFor } from './clients.js';
 import { measureCosts } from './costs.js';
 import type { EmbeddedJob } from './embedded.js';
+import { renderMarkdown } from './markdown.js';
 import type { SchemaLibrary } from './payload.js';
-import { renderMarkdown, renderSvg } from './report.js';
 import type {
   E2eRun,
   Failure,

@@ -20,3 +20,10 @@ export function percentile(sorted: readonly number[], p: number): number {
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
+
+/** A ratio to the baseline: of the medians, and the spread of the per-round ratios. */
+export interface Ratio {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
