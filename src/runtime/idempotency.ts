@@ -66,7 +66,7 @@ export interface MemoryIdempotencyStoreOptions {
    * The most keys the store holds. A claim that would exceed it first evicts the oldest keys
    * (the least recently claimed or completed): a duplicate of an evicted message runs its handler
    * again, as after its `ttlMs`. Size it above the number of messages you expect within the
-   * longest redelivery window; each key costs about 150 bytes.
+   * longest redelivery window; each key costs about 220 bytes (measured with 60-character keys).
    * @defaultValue 100000
    */
   readonly maxEntries?: number | undefined;

@@ -68,7 +68,8 @@ export interface AmqpTransportOptions {
   readonly vhost?: string;
   /**
    * Heartbeat period in seconds, negotiated with the broker (the smaller value wins). A dead peer
-   * is noticed after about two periods. 0 turns heartbeats off.
+   * is noticed after about two periods. 0 turns heartbeats off on amqplib 2; on amqplib 0.10 it
+   * means "no preference", and the broker's value applies.
    * @defaultValue 20 (or the URL's `heartbeat`)
    */
   readonly heartbeat?: number;
