@@ -27,7 +27,8 @@ export interface DeadLetter {
 export type Progress = (done: number, total: number) => void;
 
 /** A dead letter could not be replayed; it stays in the dead-letter queue. */
-export class ReplayError extends TidingsError<'replay'> {
+export class ReplayError extends TidingsError {
+  declare readonly code: 'replay';
   constructor(
     readonly messageId: string | undefined,
     reason: string,

@@ -38,6 +38,7 @@ export class ManagedConnection {
   private attempt = 0;
   private everConnected = false;
   private firstAttemptAt = 0;
+  private warnedNoCoalescing = false;
 
   constructor(
     private readonly role: ConnectionRole,
@@ -266,7 +267,12 @@ export class ManagedConnection {
       }
     }
     const model = await connect(target, socket);
-    coalesceWrites(model);
+    if (!coalesceWrites(model) && !this.warnedNoCoalescing) {
+      this.warnedNoCoalescing = true;
+      this.options.logger.warn(
+        `the ${this.role} connection's socket is not where amqplib 0.10 and 2 keep it: writes are not coalesced per tick (more system calls per message)`,
+      );
+    }
     return model;
   }
 }

@@ -109,7 +109,8 @@ describe('encodePublish', () => {
     );
     // The fast path must actually be taken for many messages, or this test proves little.
     expect(encoded).toBeGreaterThan(5_000);
-  });
+    // About 8 s on a quiet 2-core machine; a loaded one takes several times that.
+  }, 120_000);
 
   it('leaves to amqplib what it does not encode', () => {
     const body = Buffer.from('{}');
@@ -219,6 +220,17 @@ async function countThroughAmqplib(
 }
 
 describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
+  it('opens channels of the amqplib package this pass is for', async () => {
+    const connection = await amqplibConnect(url);
+    try {
+      const channel = await connection.createConfirmChannel();
+      expect(Object.getPrototypeOf(channel)).toBe(confirmChannelPrototype());
+      await channel.close();
+    } finally {
+      await connection.close();
+    }
+  });
+
   it("takes the encoder's path with the installed amqplib, and the messages arrive intact", async () => {
     // If an amqplib upgrade changed the internals the encoder relies on, publishing would still
     // work through amqplib, silently slower: this test says so.
@@ -311,9 +323,36 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
       await t.declare({ exchanges: [exchange], queues: [] });
       expect(await countThroughAmqplib(t, exchange, 5, true)).toBe(5);
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(/fast publish path is off: ConfirmChannel\.publish is wrapped/);
+      expect(warnings[0]).toMatch(/fast publish path is off: amqplib's publish is wrapped/);
     } finally {
       proto.publish = original;
+      await t.deleteTopology({ exchanges: [exchange], queues: [] }, { exchanges: true });
+      await t.close();
+    }
+  });
+
+  it('steps aside too when Channel.sendMessage is wrapped the way dd-trace does (no marks, the original as prototype)', async () => {
+    const warnings: string[] = [];
+    const t = amqpTransport({ url, logger: { ...silentLogger, warn: (m) => warnings.push(m) } });
+    const exchange = uniqueName('frames-ddtrace');
+    const base = amqplibInternal<{
+      Channel: { prototype: { sendMessage: (...args: unknown[]) => unknown } };
+    }>('lib/channel.js').Channel.prototype;
+    const original = base.sendMessage;
+    let throughSendMessage = 0;
+    const wrapper = function (this: unknown, ...args: unknown[]) {
+      throughSendMessage++;
+      return original.apply(this, args);
+    };
+    Object.setPrototypeOf(wrapper, original);
+    try {
+      base.sendMessage = wrapper;
+      await t.declare({ exchanges: [exchange], queues: [] });
+      await countThroughAmqplib(t, exchange, 3);
+      expect(throughSendMessage).toBe(3);
+      expect(warnings.filter((w) => /fast publish path is off/.test(w))).toHaveLength(1);
+    } finally {
+      base.sendMessage = original;
       await t.deleteTopology({ exchanges: [exchange], queues: [] }, { exchanges: true });
       await t.close();
     }
