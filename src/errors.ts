@@ -201,3 +201,23 @@ export class BrokerOperationError extends TidingsError {
     super('broker-operation', `The broker refused to ${operation}: ${reason}`, options);
   }
 }
+
+/**
+ * The transport cannot express a binding: NATS JetStream has no wildcard for "zero or more words"
+ * before a literal word (`order.#.submit`), and nats-server 2.9 gives a consumer one filter
+ * subject, so two bindings of one queue whose patterns overlap without one containing the other
+ * cannot share it. Thrown by `declare` before anything is created; nothing is routed wrongly.
+ */
+export class UnsupportedBindingError extends TidingsError {
+  constructor(
+    readonly queue: string,
+    readonly exchange: string,
+    readonly pattern: string,
+    readonly reason: string,
+  ) {
+    super(
+      'unsupported-binding',
+      `Cannot bind queue "${queue}" to exchange "${exchange}" with "${pattern}": ${reason}.`,
+    );
+  }
+}
