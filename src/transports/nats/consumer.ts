@@ -146,10 +146,16 @@ export class NatsReader implements Consumer {
     let remaining = batch;
     source.requested += batch;
     let iterator: ConsumerMessages | undefined;
+    let watchdog: NodeJS.Timeout | undefined;
     try {
       iterator = await source.handle!.fetch({ max_messages: batch, expires: PULL_EXPIRES_MS });
       source.fetches.add(iterator);
       if (this.cancelled) iterator.stop();
+      // A pull request ends at its expiry, or the client ends it when heartbeats stop. Should it
+      // hang anyway (a reconnection at the wrong moment), it must not hold its room forever.
+      const hung = iterator;
+      watchdog = setTimeout(() => hung.stop(), PULL_EXPIRES_MS * 2 + 15_000);
+      watchdog.unref();
       for await (const raw of iterator) {
         if (remaining > 0) {
           remaining--;
@@ -161,6 +167,7 @@ export class NatsReader implements Consumer {
     } catch (error) {
       this.pullFailed(source, error);
     } finally {
+      clearTimeout(watchdog);
       source.requested -= remaining;
       if (iterator) source.fetches.delete(iterator);
       this.kick();
