@@ -87,6 +87,23 @@ interface Connection {
   readonly jsm: JetStreamManager;
 }
 
+/** The oldest nats-server the transport works with (see docs/nats.md). */
+export const MIN_SERVER = '2.9.4';
+
+/** Whether version `a` (`2.9.10`, maybe with a `-suffix`) is older than `b`. */
+function olderThan(a: string, b: string): boolean {
+  const parse = (v: string) =>
+    v
+      .split('-')[0]!
+      .split('.')
+      .map((n) => Number(n) || 0);
+  const [x, y] = [parse(a), parse(b)];
+  for (let i = 0; i < 3; i++) {
+    if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) < (y[i] ?? 0);
+  }
+  return false;
+}
+
 /** Above the delivery limit, deliveries the server still makes so a failed move can be tried again. */
 const MAX_DELIVER_MARGIN = 10;
 /** Longest wait for one JetStream answer before it is asked again (publishes) or fails (API). */
@@ -96,7 +113,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * The NATS JetStream transport, on the official `@nats-io/transport-node` and
- * `@nats-io/jetstream` clients. Create it with {@link natsTransport}. Needs nats-server 2.9 or
+ * `@nats-io/jetstream` clients. Create it with {@link natsTransport}. Needs nats-server 2.9.4 or
  * later with JetStream enabled; docs/nats.md describes the layout and the guarantees.
  *
  * - **Connection.** One, opened lazily (or by {@link NatsTransport.connect}); the client
@@ -431,6 +448,14 @@ export class NatsTransport implements Transport {
           pingInterval: 10_000,
           maxPingOut: 3,
         });
+        const version = nc.info?.version ?? '0.0.0';
+        if (olderThan(version, MIN_SERVER)) {
+          await nc.close().catch(() => {});
+          throw new ConnectionError(
+            `NATS at ${o.displayUrl} is nats-server ${version}; Tidings needs ${MIN_SERVER} or later ` +
+              '(the JetStream consumer API it reads queues with)',
+          );
+        }
         const jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT_MS });
         const js = jetstream(nc, { timeout: REQUEST_TIMEOUT_MS });
         const connection = { nc, js, jsm };
@@ -439,6 +464,7 @@ export class NatsTransport implements Transport {
         return connection;
       } catch (error) {
         await nc?.close().catch(() => {});
+        if (error instanceof ConnectionError) throw error;
         const safe = sanitizeError(error, o);
         if (error instanceof errors.AuthorizationError) {
           throw new ConnectionError(
