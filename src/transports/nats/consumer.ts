@@ -19,7 +19,7 @@ export interface ParkRequest {
   readonly properties: MessageProperties;
   /** For a retry: when the copy is due (ms since the epoch). */
   readonly dueAt: number | undefined;
-  /** Deduplicates the copy if it is sent twice: the original's `<stream>:<sequence>`. */
+  /** Deduplicates the copy if it is sent twice: the original's `<stream>:<sequence>:<stored at>`. */
   readonly msgId: string;
   /** Used in error messages. */
   readonly routingKey: string;
@@ -370,7 +370,7 @@ export class NatsDelivery implements Delivery {
         body: this.message.body,
         properties: { ...this.message.properties, headers },
         dueAt,
-        msgId: `${this.raw.info.stream}:${this.raw.seq}`,
+        msgId: `${this.raw.info.stream}:${this.raw.seq}:${this.raw.info.timestampNanos}`,
         routingKey: this.message.routingKey,
       });
     } catch (error) {

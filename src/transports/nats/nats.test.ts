@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { run as runCli } from '../../cli/run.js';
 import { defineEvent, defineExchange } from '../../contracts/event.js';
-import { HEADERS, type OutgoingMessage } from '../../envelope/envelope.js';
+import { envelopeToProperties, HEADERS, type OutgoingMessage } from '../../envelope/envelope.js';
 import { uuidv7 } from '../../envelope/id.js';
 import {
   ConfigError,
@@ -11,6 +11,7 @@ import {
   UnsupportedBindingError,
 } from '../../errors.js';
 import { listDeadLetters } from '../../ops/dead-letters.js';
+import { MemoryIdempotencyStore } from '../../runtime/idempotency.js';
 import { silentLogger } from '../../runtime/logger.js';
 import { createService, type Service } from '../../runtime/service.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
@@ -252,6 +253,23 @@ describe.skipIf(!up)('NATS transport on nats-server', () => {
     );
   });
 
+  it('stores a message published twice with one id once (Nats-Msg-Id), and says routed both times', async () => {
+    const t = open();
+    const exchange = uniqueName('ex');
+    const queue = `${exchange}.q`;
+    await declare(t, {
+      exchanges: [exchange],
+      queues: [{ name: queue, bindings: [{ exchange, pattern: '#' }] }],
+    });
+    const once = message(exchange, 'k', 'only once');
+    expect(await t.publish(once)).toEqual({ routed: true });
+    expect(await t.publish(once)).toEqual({ routed: true });
+    const first = await t.get(queue);
+    expect(first?.message.body.toString()).toBe('only once');
+    await first!.ack();
+    expect(await t.get(queue)).toBeUndefined();
+  });
+
   it('rejects a message over the server max_payload, and stores nothing', async () => {
     const t = open();
     const exchange = uniqueName('ex');
@@ -339,6 +357,57 @@ describe.skipIf(!up)('NATS transport on nats-server', () => {
     expect(letters[0]).toMatchObject({ reason: 'delivery-limit', queue });
     expect(letters[0]!.error).toMatch(/delivered 3 times without being settled/);
     expect(letters[0]!.body.toString()).toBe('poison');
+  });
+
+  it('runs a handler with an idempotency store once for a message delivered twice', async () => {
+    const t = open();
+    const submit = defineEvent(defineExchange(uniqueName('order')), 'submit', testOrderSchema);
+    const runs: number[] = [];
+    const duplicates: string[] = [];
+    const billing = createService({
+      name: uniqueName('billing'),
+      transport: t,
+      logger: silentLogger,
+      idempotency: { store: new MemoryIdempotencyStore() },
+    });
+    billing.on(submit, (o) => void runs.push(o.id));
+    billing.observe('duplicate', ({ envelope }) => void duplicates.push(envelope.id));
+    services.push(billing);
+    topologies.push(billing.topology());
+    await billing.start();
+    const queue = billing.topology().queues[0]!.name;
+    // The same message twice, straight to the queue (no Nats-Msg-Id there, so both are stored):
+    // what a redelivery after a lost acknowledgement looks like to the handler.
+    const id = uuidv7();
+    const properties = envelopeToProperties({
+      id,
+      type: submit.routingKey(1),
+      exchange: submit.exchange.name,
+      event: 'submit',
+      version: 1,
+      source: 'test',
+      time: new Date().toISOString(),
+      correlationId: id,
+    });
+    for (let i = 0; i < 2; i++) {
+      const sent = await t.publish({
+        exchange: '',
+        routingKey: queue,
+        body: Buffer.from('{"id": 9, "lines": []}'),
+        properties: {
+          ...properties,
+          headers: {
+            ...properties.headers,
+            [HEADERS.originalExchange]: submit.exchange.name,
+            [HEADERS.originalRoutingKey]: submit.routingKey(1),
+          },
+        },
+      });
+      expect(sent).toEqual({ routed: true });
+    }
+    await waitFor(() => duplicates.length === 1, 'the duplicate skipped');
+    expect(runs).toEqual([9]);
+    expect(duplicates).toEqual([id]);
   });
 
   it('runs the dlq commands against a nats:// broker, in a namespace of their own', async () => {
