@@ -75,7 +75,15 @@ class PrivateServer {
     return `nats://127.0.0.1:${this.port}`;
   }
 
+  get running(): boolean {
+    const c = this.child;
+    return c !== undefined && c.exitCode === null && c.signalCode === null;
+  }
+
+  /** Starts the server unless it runs, and waits until it accepts connections. */
   async start(): Promise<void> {
+    if (this.running) return;
+    if (await listening(this.port)) throw new Error(`port ${this.port} is taken by someone else`);
     const child = spawn(
       binary!,
       ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.store],
@@ -86,6 +94,10 @@ class PrivateServer {
       output = (output + chunk).slice(-4000);
     });
     this.child = child;
+    // Never outlive the test run, even one that is killed or crashes.
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    child.once('exit', () => process.off('exit', reap));
     const deadline = Date.now() + 30_000;
     while (!(await listening(this.port))) {
       if (child.exitCode !== null || Date.now() > deadline) {
@@ -98,7 +110,7 @@ class PrivateServer {
   /** Stops the server: `SIGTERM` shuts it down cleanly, `SIGKILL` is a crash. */
   async stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child || !this.running) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill(signal);
     await exited;
@@ -161,7 +173,8 @@ describe.skipIf(!binary)('NATS chaos, on a nats-server of its own', () => {
 
   afterEach(async () => {
     for (const c of children.splice(0)) c.kill('SIGKILL');
-    await server.start().catch(() => {});
+    // A test that failed mid-restart leaves the server down: the next one needs it.
+    await server.start();
     for (const s of services.splice(0)) await s.stop();
     for (const t of transports.splice(0)) await t.close();
   });
