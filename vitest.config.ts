@@ -19,6 +19,7 @@ export default defineConfig({
       { find: /^tidings\/ops$/, replacement: src('ops/index.ts') },
       { find: /^tidings\/memory$/, replacement: src('transports/memory/index.ts') },
       { find: /^tidings\/amqp$/, replacement: src('transports/amqp/index.ts') },
+      { find: /^tidings\/nats$/, replacement: src('transports/nats/index.ts') },
       { find: /^tidings\/redis$/, replacement: src('stores/redis.ts') },
       { find: /^tidings\/postgres$/, replacement: src('stores/postgres.ts') },
       { find: /^tidings\/tooling$/, replacement: src('tooling/index.ts') },

@@ -220,6 +220,27 @@ export class BrokerOperationError extends TidingsError {
 }
 
 /**
+ * The transport cannot express a binding: NATS JetStream has no wildcard for "zero or more words"
+ * before a literal word (`order.#.submit`), and nats-server 2.9 gives a consumer one filter
+ * subject, so two bindings of one queue whose patterns overlap without one containing the other
+ * cannot share it. Thrown by `declare` before anything is created; nothing is routed wrongly.
+ */
+export class UnsupportedBindingError extends TidingsError {
+  declare readonly code: 'unsupported-binding';
+  constructor(
+    readonly queue: string,
+    readonly exchange: string,
+    readonly pattern: string,
+    readonly reason: string,
+  ) {
+    super(
+      'unsupported-binding',
+      `Cannot bind queue "${queue}" to exchange "${exchange}" with "${pattern}": ${reason}.`,
+    );
+  }
+}
+
+/**
  * The `code` of every error this module defines, for a `switch` over `error.code`. The optional
  * parts add their own: `idempotency-store` (tidings/redis, tidings/postgres), `replay`
  * (tidings/ops), `contracts` and `snapshot-format` (tidings/tooling).
@@ -237,4 +258,5 @@ export type TidingsErrorCode =
   | TopologyConflictError['code']
   | ConnectionError['code']
   | PublishBufferFullError['code']
-  | BrokerOperationError['code'];
+  | BrokerOperationError['code']
+  | UnsupportedBindingError['code'];

@@ -12,7 +12,8 @@ import { startEcommerce } from './system.js';
  *
  * - `npm run demo`: all four in this process on the embedded broker, the flow narrated.
  * - `npm run demo -- --broker amqp://guest:guest@127.0.0.1:5672`: each service as its own process
- *   on RabbitMQ (add `--one-process` to keep them in this process on that broker).
+ *   on RabbitMQ (add `--one-process` to keep them in this process on that broker);
+ *   `--broker nats://127.0.0.1:4222` does the same on NATS JetStream.
  *
  * The scenario only needs the services' URLs, so both modes play the same one.
  */

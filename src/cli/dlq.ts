@@ -58,6 +58,15 @@ async function open(url: string, ctx: DlqContext): Promise<Transport> {
       logger: silentLogger,
     });
   }
+  if (parsed.protocol === 'nats:') {
+    const { natsTransport } = await import('../transports/nats/index.js');
+    return natsTransport({
+      url,
+      name: 'tidings-cli',
+      connectTimeoutMs: 5000,
+      logger: silentLogger,
+    });
+  }
   try {
     return await connect(url);
   } catch (error) {
@@ -74,7 +83,7 @@ export async function withBroker<T>(
 ): Promise<T> {
   if (!url) {
     throw new CliError(
-      'no broker: pass --broker <url> or set BROKER_URL (e.g. amqp://guest:guest@localhost:5672)',
+      'no broker: pass --broker <url> or set BROKER_URL (e.g. amqp://guest:guest@localhost:5672 or nats://localhost:4222)',
     );
   }
   const transport = await open(url, ctx);

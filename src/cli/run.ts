@@ -113,7 +113,8 @@ ${MODULE_NOTE}
   purge <queue> [--yes]                 delete every message, after a confirmation
 
 Options:
-  --broker <url>   amqp://user:password@host:5672/vhost (the password is never printed)
+  --broker <url>   amqp://user:password@host:5672/vhost or nats://user:password@host:4222
+                   (the password or token is never printed)
 `,
 } as const;
 

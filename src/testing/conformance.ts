@@ -18,7 +18,7 @@ import {
   type TransportFeatures,
 } from '../transports/transport.js';
 import { uniqueName } from './broker.js';
-import { ROUTING_KEYS, ROUTING_TABLE } from './routing-table.js';
+import { needsInnerHash, ROUTING_KEYS, ROUTING_TABLE } from './routing-table.js';
 import { testFollowUpSchema, testOrderSchema } from './schema.js';
 
 /** How the conformance suite gets connections to the broker under test. */
@@ -129,7 +129,11 @@ export function describeTransportConformance(name: string, options: ConformanceO
       it('routes exactly like RabbitMQ for every pattern and key in the recorded table', async () => {
         const t = await open();
         const exchange = uniqueName('ex');
-        const patterns = Object.keys(ROUTING_TABLE);
+        // A transport without `innerHash` must refuse those patterns, and route the rest exactly.
+        const refused = options.features.innerHash
+          ? []
+          : Object.keys(ROUTING_TABLE).filter(needsInnerHash);
+        const patterns = Object.keys(ROUTING_TABLE).filter((p) => !refused.includes(p));
         const queues = patterns.map((_, i) => `${exchange}.q${i}`);
         await declare(t, {
           exchanges: [exchange],
@@ -138,6 +142,16 @@ export function describeTransportConformance(name: string, options: ConformanceO
             bindings: [{ exchange, pattern: patterns[i]! }],
           })),
         });
+        for (const [i, pattern] of refused.entries()) {
+          const queue = `${exchange}.refused${i}`;
+          await expect(
+            declare(t, {
+              exchanges: [exchange],
+              queues: [{ name: queue, bindings: [{ exchange, pattern }] }],
+            }),
+          ).rejects.toMatchObject({ code: 'unsupported-binding', pattern });
+          await expect(t.get(queue)).rejects.toThrow(/does not exist/);
+        }
         const received = new Map<string, string[]>(queues.map((q) => [q, []]));
         for (const q of queues) {
           await t.consume(q, { prefetch: 100 }, (d) => {
@@ -403,12 +417,14 @@ export function describeTransportConformance(name: string, options: ConformanceO
         t: Transport,
         setup: (s: Service) => void,
         retry = { baseDelayMs: 20, maxAttempts: 3 },
+        maxMessageBytes?: number,
       ): Promise<Service> {
         const s = createService({
           name: uniqueName('svc'),
           transport: t,
           retry,
           logger: silentLogger,
+          maxMessageBytes,
         });
         setup(s);
         services.push(s);
@@ -455,7 +471,16 @@ export function describeTransportConformance(name: string, options: ConformanceO
         const t = await open();
         const { exchange, submit } = contracts();
         const got: number[] = [];
-        const s = await running(t, (svc) => svc.on(submit, (o) => void got.push(o.id)));
+        // Oversize means over the runtime's limit: 1 MiB by default, lowered to stay well under
+        // what the broker accepts when that is smaller (NATS: 1 MiB with the headers).
+        const brokerMax = options.features.maxMessageBytes;
+        const limit = Number.isFinite(brokerMax) ? Math.floor(brokerMax / 4) : undefined;
+        const s = await running(
+          t,
+          (svc) => svc.on(submit, (o) => void got.push(o.id)),
+          undefined,
+          limit,
+        );
         const queue = s.topology().queues[0]!.name;
         const envelope = (type: string) =>
           envelopeToProperties({
@@ -476,7 +501,10 @@ export function describeTransportConformance(name: string, options: ConformanceO
         await raw(key1, '{"id": "one"}');
         await raw(key9, '{"id": 9, "lines": []}');
         await raw(key1, '{"id": 2, "lines": []}', { headers: {} });
-        await raw(key1, JSON.stringify({ id: 3, lines: [], pad: 'x'.repeat(2 * 1024 * 1024) }));
+        await raw(
+          key1,
+          JSON.stringify({ id: 3, lines: [], pad: 'x'.repeat(2 * (limit ?? 1024 * 1024)) }),
+        );
         await raw(key1, '{"id": 4, "lines": []}');
         const dlq = await collect(t, deadLetterQueueName(queue));
         await waitFor(() => dlq.got.length === 5 && got.length === 1, '5 dead letters', timeoutMs);

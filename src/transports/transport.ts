@@ -10,7 +10,7 @@ import type { HeaderValue, IncomingMessage, OutgoingMessage } from '../envelope/
  * `tidings/testing`; a `TransportFeatures` object says what one does not promise.
  */
 export interface Transport {
-  /** Short name of the broker kind: `memory`, `amqp`. */
+  /** Short name of the broker kind: `memory`, `amqp`, `nats`. */
   readonly kind: string;
 
   /**
@@ -140,4 +140,15 @@ export interface TransportFeatures {
   readonly durable: boolean;
   /** Several processes can share a queue. */
   readonly multiProcess: boolean;
+  /**
+   * Binding patterns may put `#` before a literal word (`a.#.c`, `#.a`). Where false (NATS), such
+   * a pattern is refused by `declare` with `UnsupportedBindingError` (code `unsupported-binding`)
+   * before anything is created, and every other pattern routes exactly as on RabbitMQ.
+   */
+  readonly innerHash: boolean;
+  /**
+   * The largest message, body and headers, the broker accepts, in bytes (`Infinity` when it is
+   * far above anything the suite sends). The suite tests the runtime's `oversize` limit below it.
+   */
+  readonly maxMessageBytes: number;
 }
