@@ -27,10 +27,20 @@ describe.skipIf(!vhost)('the e-commerce as four processes on RabbitMQ', () => {
     const outcome = await runScenario(processes.urls, () => {}, 30_000);
     expect(checkOutcome(outcome)).toEqual([]);
     expect(outcome.balances.balanced).toBe(true);
-    // The processes really talked through the broker: each logged what it published and handled.
+    // The processes really talked through the broker: each narrated what it handled, in the
+    // embedded demo's columns, with order numbers, and Logistic its downcast to version 1.
     for (const name of ['order', 'billing', 'logistic', 'notification']) {
-      expect(output.some((line) => line.startsWith(`${name}: <- `))).toBe(true);
+      expect(output.some((line) => line.startsWith(`${name.padEnd(12)} <- `))).toBe(true);
     }
+    expect(output).toContain(
+      'billing      <- order.v2.submit        #1: posted J-1 (Dr accounts-receivable 10.50 / Cr revenue 10.50)',
+    );
+    expect(output.filter((line) => line.includes('(downcast to v1)'))).toHaveLength(3);
+    expect(output).toContainEqual(
+      expect.stringMatching(
+        /^logistic {5}<- order\.v2\.submit {8}#1 \(downcast to v1\): packed S-1 \(3 items\)$/,
+      ),
+    );
     expect(output.join('\n')).not.toContain('guest:guest');
   }, 90_000);
 });
