@@ -50,7 +50,8 @@ export type DeadLetterReason =
   | 'unsupported-version'
   | 'unknown-event'
   | 'oversize'
-  | 'missing-envelope';
+  | 'missing-envelope'
+  | 'unencodable-headers';
 
 /** Options of {@link createService}. */
 export interface ServiceOptions {
