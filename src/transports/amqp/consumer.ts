@@ -225,6 +225,8 @@ export class AmqpConsumer implements Consumer {
  */
 export class AmqpDelivery implements Delivery {
   readonly message: IncomingMessage;
+  /** From `basic.get-ok`: the messages still ready behind this one; undefined when consumed. */
+  readonly remaining: number | undefined;
   private state: 'unsettled' | 'settling' | 'settled' = 'unsettled';
 
   constructor(
@@ -233,6 +235,8 @@ export class AmqpDelivery implements Delivery {
     private readonly raw: ConsumeMessage,
   ) {
     this.message = toIncoming(raw);
+    const count = (raw.fields as { messageCount?: unknown }).messageCount;
+    this.remaining = typeof count === 'number' ? count : undefined;
   }
 
   get queue(): string {
