@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { redactUrl } from '../../src/redact.js';
 import { silentLogger } from '../../src/runtime/logger.js';
 import { createService } from '../../src/runtime/service.js';
 import { uniqueName } from '../../src/testing/broker.js';
@@ -87,14 +88,7 @@ describe.skipIf(!up)('reliability: replaying a dead-letter queue with the CLI', 
       // The fix is deployed, then the operator replays.
       const [fixed] = await startConsumers([config('fixed', false)]);
       consumers.push(fixed!);
-      const replay = await runCli([
-        'dlq',
-        'replay',
-        queue,
-        '--all',
-        '--broker',
-        'amqp://guest:guest@127.0.0.1:5672',
-      ]);
+      const replay = await runCli(['dlq', 'replay', queue, '--all', '--broker', AMQP_URL]);
       const replayed = () => fixed!.returned.filter((r) => r.service === billing);
       await waitFor(
         () => replayed().length >= total,
@@ -112,7 +106,7 @@ describe.skipIf(!up)('reliability: replaying a dead-letter queue with the CLI', 
 
       report('chaos 5: replay of 1,000 dead letters with the CLI, after the fix', {
         'dead-lettered by the bug': `${buggy!.dead.length} (2 attempts each: ${buggy!.calls.filter((h) => h.service === billing).length} failed calls)`,
-        'cli command': `tidings dlq replay ${queue} --all --broker amqp://guest:***@127.0.0.1:5672`,
+        'cli command': `tidings dlq replay ${queue} --all --broker ${redactUrl(AMQP_URL)}`,
         'cli exit code': replay.code,
         'cli stdout': replay.stdout.trim(),
         'cli progress lines on stderr': progressLines.length,
