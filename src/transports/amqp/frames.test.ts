@@ -97,7 +97,8 @@ describe('encodePublish', () => {
     );
     // The fast path must actually be taken for many messages, or this test proves little.
     expect(encoded).toBeGreaterThan(5_000);
-  });
+    // About 15 s alone on the 2-core machine, over 35 s beside the whole suite.
+  }, 180_000);
 
   it('leaves to amqplib what it does not encode', () => {
     const body = Buffer.from('{}');
