@@ -98,6 +98,11 @@ export const HEADERS = {
   queue: 'tidings-queue',
   originalExchange: 'tidings-original-exchange',
   originalRoutingKey: 'tidings-original-routing-key',
+  /**
+   * On a dead letter whose headers were too large to copy: JSON array of `{ header, bytes, kept }`
+   * for each header cut to its first `kept` bytes (0: dropped), `bytes` its encoded size.
+   */
+  trimmedHeaders: 'tidings-trimmed-headers',
 } as const;
 
 /** Why a message was dead-lettered; the value of the `tidings-dead-reason` header. */
@@ -109,7 +114,8 @@ export type DeadLetterReason =
   | 'unsupported-version'
   | 'unknown-event'
   | 'oversize'
-  | 'missing-envelope';
+  | 'missing-envelope'
+  | 'unencodable-headers';
 
 /** The CloudEvents version Tidings writes. */
 export const SPEC_VERSION = '1.0';

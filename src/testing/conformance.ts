@@ -369,6 +369,8 @@ export function describeTransportConformance(name: string, options: ConformanceO
         const first = await t.get(queue);
         const second = await t.get(queue);
         expect([first, second].map((d) => d?.message.body.toString())).toEqual(['a', 'b']);
+        // How many were still ready behind each: the queue's depth, for tooling that lists a few.
+        expect([first?.remaining, second?.remaining]).toEqual([2, 1]);
         await second!.requeue();
         await first!.requeue();
         const again: string[] = [];

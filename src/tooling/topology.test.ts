@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import type { ServiceDescription } from '../runtime/service.js';
+import { canRun } from '../testing/broker.js';
 import { flowsOf } from './flows.js';
 import { topology } from './topology.js';
 
@@ -193,7 +194,12 @@ describe('topology as SVG', () => {
     expect(() => assertWellFormedXml(topology([], { format: 'svg' }))).not.toThrow();
   });
 
-  it.skipIf(!hasRsvg())('renders to PNG with rsvg-convert', () => {
+  const rsvg = canRun(
+    hasRsvg(),
+    'rendering the topology to PNG',
+    'rsvg-convert is not installed (Debian: librsvg2-bin)',
+  );
+  it.skipIf(!rsvg)('renders to PNG with rsvg-convert', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tidings-svg-'));
     writeFileSync(join(dir, 'topology.svg'), svg);
     execFileSync('rsvg-convert', ['-o', join(dir, 'topology.png'), join(dir, 'topology.svg')]);

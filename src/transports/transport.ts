@@ -116,6 +116,12 @@ export interface Delivery {
   readonly message: IncomingMessage;
   /** The queue it came from. */
   readonly queue: string;
+  /**
+   * Taken with `get()`: how many messages were still ready in the queue behind this one (AMQP
+   * `basic.get-ok`'s message count), so the depth of the queue is this plus one, plus any taken
+   * before and not yet settled. `undefined` for a consumed delivery.
+   */
+  readonly remaining?: number | undefined;
   /** Done: the broker forgets the message. */
   ack(): Promise<void>;
   /**

@@ -18,3 +18,9 @@ export {
   retryQueueName,
 } from './topology.js';
 export { AmqpTransport, amqpTransport } from './transport.js';
+export {
+  createTemporaryVhost,
+  type TemporaryVhost,
+  type TemporaryVhostOptions,
+  VhostAdminError,
+} from './vhost.js';

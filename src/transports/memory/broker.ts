@@ -164,6 +164,8 @@ class MemoryQueue {
 
 class MemoryDelivery implements Delivery {
   readonly message: IncomingMessage;
+  /** Set by `get()`: the messages still ready behind this one. */
+  remaining: number | undefined;
   private settled = false;
   /** Given back to its queue because its connection closed: settling it now does nothing. */
   private returned = false;
@@ -451,6 +453,7 @@ export class MemoryTransport implements Transport {
     const holder = new MemoryConsumer(q, 1, () => {});
     holder.cancelled = true;
     const delivery = new MemoryDelivery(q, holder, stored);
+    delivery.remaining = q.messages.length;
     holder.unacked.add(delivery);
     this.consumers.add(holder);
     return delivery;
