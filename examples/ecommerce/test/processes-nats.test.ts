@@ -40,7 +40,7 @@ describe.skipIf(!up)('the e-commerce as four processes on NATS JetStream', () =>
     expect(checkOutcome(outcome)).toEqual([]);
     expect(outcome.balances.balanced).toBe(true);
     for (const name of ['order', 'billing', 'logistic', 'notification']) {
-      expect(output.some((line) => line.startsWith(`${name}: <- `))).toBe(true);
+      expect(output.some((line) => line.startsWith(`${name.padEnd(12)} <- `))).toBe(true);
       expect(
         output.some((line) => line.startsWith(`${name}: HTTP on `) && line.includes(namespace)),
       ).toBe(true);
