@@ -39,8 +39,9 @@ export async function consoleCommand(
   };
   return withBroker(options.broker, ctx, async (transport) => {
     // Fail now, not on the first page load, when the broker cannot be reached.
-    const first = services[0] && ('describe' in services[0] ? services[0].describe() : services[0]);
-    const queue = first?.handlers[0]?.queue;
+    const queue = services
+      .flatMap((s) => ('describe' in s ? s.describe() : s).handlers)
+      .map((h) => h.queue)[0];
     if (queue && transport.queueStats) await transport.queueStats(queue);
     let management: string | false | undefined;
     if (options.management === 'off') management = false;
