@@ -1,10 +1,10 @@
 import type { JournalEntry } from '@ecommerce/billing';
 import { formatCents } from '@ecommerce/contracts';
-import { connect, redactUrl } from 'tidings';
+import { connect, redactUrl, type Transport } from 'tidings';
 import { narrate } from './narrate.js';
 import { startProcesses } from './processes.js';
 import { checkOutcome, type Outcome, plural, runScenario } from './scenario.js';
-import { startEcommerce } from './system.js';
+import { type Ecommerce, startEcommerce } from './system.js';
 
 /**
  * The e-commerce demo: starts Order, Billing, Logistic and Notification, plays the scenario over
@@ -13,14 +13,20 @@ import { startEcommerce } from './system.js';
  * - `npm run demo`: all four in this process on the embedded broker, the flow narrated.
  * - `npm run demo -- --broker amqp://guest:guest@127.0.0.1:5672`: each service as its own process
  *   on RabbitMQ (add `--one-process` to keep them in this process on that broker).
+ * - `--console` (in this process, on any broker): after the scenario, the web console beside the
+ *   running services (`--console-port`, default 7100), until Ctrl-C.
  *
  * The scenario only needs the services' URLs, so both modes play the same one.
  */
 async function main(argv: readonly string[]): Promise<number> {
   const url = option(argv, '--broker') ?? 'memory://';
   // An embedded broker lives in one process; a real broker is how separate processes talk.
-  const separate = !url.startsWith('memory:') && !argv.includes('--one-process');
-  return separate ? runAsProcesses(url) : runInProcess(url);
+  const withConsole = argv.includes('--console');
+  const separate = !url.startsWith('memory:') && !argv.includes('--one-process') && !withConsole;
+  if (!withConsole) return separate ? runAsProcesses(url) : runInProcess(url);
+  return runInProcess(url, (transport, system) =>
+    serveConsole(transport, system, url, Number(option(argv, '--console-port') ?? 7100)),
+  );
 }
 
 /** Each service as its own process on a real broker, as they are deployed. */
@@ -48,7 +54,10 @@ function report(outcome: Outcome): number {
 }
 
 /** The four services in this process, on one transport, with the flow narrated. */
-async function runInProcess(url: string): Promise<number> {
+async function runInProcess(
+  url: string,
+  after?: (transport: Transport, system: Ecommerce) => Promise<void>,
+): Promise<number> {
   const transport = await connect(url);
   const system = await startEcommerce(transport);
   const stopNarrating = narrate(system, (line) => console.log(line));
@@ -60,12 +69,40 @@ async function runInProcess(url: string): Promise<number> {
       console.log(`${'client'.padEnd(12)} ${line}`),
     );
     stopNarrating();
-    return report(outcome);
+    const code = report(outcome);
+    await after?.(transport, system);
+    return code;
   } finally {
     stopNarrating();
     await system.stop();
     await transport.close();
   }
+}
+
+/** `--console`: the web console on the running services, until Ctrl-C (docs/console.md). */
+async function serveConsole(
+  transport: Transport,
+  system: Ecommerce,
+  url: string,
+  port: number,
+): Promise<void> {
+  const { startConsole } = await import('tidings/console');
+  const services = [system.order, system.billing, system.logistic, system.notification];
+  const running = await startConsole({
+    transport,
+    services: services.map((s) => s.service),
+    brokerUrl: url,
+    allowWrites: true,
+    port,
+    title: 'E-commerce console',
+  });
+  console.log(`\nConsole: ${running.url} (writes allowed). Order's API: ${system.urls.order}`);
+  console.log('Ctrl-C stops the console and the services.');
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await running.close();
 }
 
 function printOutcome({ balances, journal, shipments, notifications, orders }: Outcome): void {
