@@ -226,7 +226,8 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       throw new HttpError(403, `missing or wrong ${TOKEN_HEADER} header: reload the page`);
     }
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== `http://${req.headers.host}`) {
+    const host = req.headers.host;
+    if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}`) {
       throw new HttpError(403, `cross-origin write refused (Origin ${origin})`);
     }
     if (!String(req.headers['content-type']).startsWith('application/json')) {
