@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { consoleFetch } from '../../test/support/console.js';
 import { waitFor } from '../testing/conformance.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
 import { run } from './run.js';
@@ -44,7 +45,7 @@ describe('tidings console', () => {
     );
     const url = /tidings console on (\S+)/.exec(out.join(''))![1]!;
     expect(out.join('')).toContain('(read-only; broker memory://ignored');
-    const overview = (await (await fetch(new URL('/api/overview', url))).json()) as {
+    const overview = (await (await consoleFetch(url, '/api/overview')).json()) as {
       title: string;
       allowWrites: boolean;
       model: { services: string[] };

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { consoleFetch } from '../../test/support/console.js';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import { silentLogger } from '../runtime/logger.js';
 import { createService } from '../runtime/service.js';
@@ -124,7 +125,7 @@ describe.skipIf(!brokerUrl || !managementUrl)('console numbers from the manageme
       otherQueues: { queue: string }[];
     };
     for (;;) {
-      text = await (await fetch(new URL('/api/stats', c.url))).text();
+      text = await (await consoleFetch(c.url, '/api/stats')).text();
       stats = JSON.parse(text);
       const q = stats.queues[s.queue];
       if ((q && q.messages >= 20 && (q.inRate ?? 0) > 0) || Date.now() > deadline) break;
@@ -138,7 +139,7 @@ describe.skipIf(!brokerUrl || !managementUrl)('console numbers from the manageme
     expect(stats.exchanges[s.name]!.inRate).toBeGreaterThanOrEqual(0);
     expect(stats.otherQueues.map((o) => o.queue)).toContain(`python_${s.name}`);
     const page = await (await fetch(c.url)).text();
-    const overview = await (await fetch(new URL('/api/overview', c.url))).text();
+    const overview = await (await consoleFetch(c.url, '/api/overview')).text();
     for (const shown of [text, page, overview]) {
       expect(shown).not.toContain(new URL(managementUrl!).password);
       expect(shown).not.toContain(Buffer.from('guest:guest').toString('base64'));
@@ -160,7 +161,7 @@ describe.skipIf(!brokerUrl || !managementUrl)('console numbers from the manageme
         logger,
       });
       closers.push(() => c.close());
-      const text = await (await fetch(new URL('/api/stats', c.url))).text();
+      const text = await (await consoleFetch(c.url, '/api/stats')).text();
       const stats = JSON.parse(text) as { source: string; note: string };
       expect(stats.source).toBe('passive');
       expect(stats.note).toMatch(management ? /answered 401/ : /not reachable/);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { consoleFetch } from '../../test/support/console.js';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import { NonRetryableError } from '../errors.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
@@ -113,12 +114,12 @@ describe('console server', () => {
       '/api/topology.svg',
       '/api/stats',
     ]) {
-      const res = await fetch(new URL(path, c.url));
+      const res = await consoleFetch(c.url, path);
       expect(res.status, path).toBe(200);
       everything.push(await res.text());
     }
     await deadLetter(sys);
-    const list = await fetch(new URL('/api/dead-letters?queue=billing.shop.placed', c.url));
+    const list = await consoleFetch(c.url, '/api/dead-letters?queue=billing.shop.placed');
     everything.push(await list.text());
     const all = everything.join('\n');
     expect(all).not.toContain(SECRET);
@@ -151,7 +152,7 @@ describe('console server', () => {
     const status = async (host: string) => {
       const { request } = await import('node:http');
       return new Promise<number>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, path: '/api/overview', headers: { host } });
+        const req = request({ host: '127.0.0.1', port, path: '/', headers: { host } });
         req.on('response', (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
@@ -166,16 +167,42 @@ describe('console server', () => {
     expect(await status('127.0.0.1')).toBe(421);
   });
 
+  it('answers its API only with the page token, so another site cannot even read through it', async () => {
+    const sys = await system();
+    const c = await consoleOn(sys);
+    await deadLetter(sys);
+    for (const path of [
+      '/api/overview',
+      '/api/stats',
+      '/api/topology.svg',
+      '/api/dead-letters?queue=billing.shop.placed',
+      '/api/tail?exchange=shop',
+      '/api/tail?exchange=shop&token=0123',
+    ]) {
+      const res = await fetch(new URL(path, c.url));
+      expect(res.status, path).toBe(403);
+      expect((await json(res)).error).toMatch(/missing or wrong x-tidings-console-token/);
+    }
+    // Nothing was taken and put back: the dead letter was never delivered.
+    const d = await c.transport.get('billing.shop.placed.dlq');
+    expect(d?.message.redelivered).toBe(false);
+    await d?.requeue();
+    const t = await token(c);
+    const tail = await fetch(new URL(`/api/tail?exchange=shop&token=${t}`, c.url));
+    expect(tail.status).toBe(200);
+    await tail.body?.cancel();
+  });
+
   it('counts ready messages and consumers by passive declares, with net rates', async () => {
     const sys = await system();
     const c = await consoleOn(sys);
     await sys.billing.stop();
-    const first = await json(await fetch(new URL('/api/stats', c.url)));
+    const first = await json(await consoleFetch(c.url, '/api/stats'));
     expect(first.source).toBe('passive');
     expect(first.queues['billing.shop.placed']).toMatchObject({ messages: 0, consumers: 0 });
     for (let i = 0; i < 4; i++) await sys.shopService.publish(orderPlaced, { id: i, note: '' });
     await new Promise((r) => setTimeout(r, 150));
-    const next = await json(await fetch(new URL('/api/stats', c.url)));
+    const next = await json(await consoleFetch(c.url, '/api/stats'));
     expect(next.queues['billing.shop.placed'].messages).toBe(4);
     expect(next.queues['billing.shop.placed'].netRate).toBeGreaterThan(0);
     expect(next.queues['billing.shop.placed.dlq']).toMatchObject({ messages: 0 });
@@ -186,7 +213,7 @@ describe('console server', () => {
     const c = await consoleOn(sys);
     const [id] = await deadLetter(sys);
     const list = await json(
-      await fetch(new URL('/api/dead-letters?queue=billing.shop.placed.dlq', c.url)),
+      await consoleFetch(c.url, '/api/dead-letters?queue=billing.shop.placed.dlq'),
     );
     expect(list).toMatchObject({ queue: 'billing.shop.placed', total: 1 });
     expect(list.letters[0]).toMatchObject({
@@ -206,7 +233,7 @@ describe('console server', () => {
     expect(sys.broker.depth('billing.shop.placed.dlq')).toBe(1);
     // Only the topology's own queues can be read: never a work queue, never another queue.
     for (const queue of ['shop', 'other.dlq', '']) {
-      const res = await fetch(new URL(`/api/dead-letters?queue=${queue}`, c.url));
+      const res = await consoleFetch(c.url, `/api/dead-letters?queue=${queue}`);
       expect(res.status).toBe(404);
     }
   });
@@ -246,7 +273,7 @@ describe('console server', () => {
       origin: 'http://attacker.example',
     });
     expect(crossSite.status).toBe(403);
-    const form = await fetch(new URL('/api/dead-letters/replay', c.url), {
+    const form = await consoleFetch(c.url, '/api/dead-letters/replay', {
       method: 'POST',
       headers: { 'content-type': 'text/plain', [TOKEN_HEADER]: t },
       body: JSON.stringify(body),
@@ -262,7 +289,7 @@ describe('console server', () => {
     );
     expect(bad.status).toBe(400);
     expect(sys.broker.depth('billing.shop.placed.dlq')).toBe(1);
-    expect((await fetch(new URL('/api/overview', c.url), { method: 'DELETE' })).status).toBe(405);
+    expect((await consoleFetch(c.url, '/api/overview', { method: 'DELETE' })).status).toBe(405);
   });
 
   it('replays one, a selection or all with the same operation as tidings dlq replay', async () => {
@@ -328,7 +355,7 @@ describe('console server', () => {
     }
     await waitFor(() => sys.broker.depth('billing.shop.placed.dlq') === 3, 'three poison messages');
     const started = Date.now();
-    const res = await fetch(new URL('/api/dead-letters?queue=billing.shop.placed', c.url));
+    const res = await consoleFetch(c.url, '/api/dead-letters?queue=billing.shop.placed');
     const text = await res.text();
     const list = JSON.parse(text);
     expect(text.length).toBeLessThan(60_000);
@@ -349,7 +376,7 @@ describe('console server', () => {
     const sys = await system();
     const c = await consoleOn(sys, { maxTails: 1 });
     const abort = new AbortController();
-    const res = await fetch(new URL('/api/tail?exchange=shop&event=placed&version=1', c.url), {
+    const res = await consoleFetch(c.url, '/api/tail?exchange=shop&event=placed&version=1', {
       signal: abort.signal,
     });
     expect(res.headers.get('content-type')).toContain('text/event-stream');
@@ -360,7 +387,7 @@ describe('console server', () => {
       version: 1,
     });
     // One tail at most here: a second one is refused while the first is open.
-    expect((await fetch(new URL('/api/tail?exchange=shop', c.url))).status).toBe(429);
+    expect((await consoleFetch(c.url, '/api/tail?exchange=shop')).status).toBe(429);
     sys.fail.on = false;
     await sys.shopService.publish(orderPlaced, { id: 7, note: 'skipped: version 2' });
     const v1 = await sys.shopService.publish(orderPlaced, { id: 8 }, { version: 1 });
@@ -382,7 +409,7 @@ describe('console server', () => {
       'the tap queue deleted after the page left',
     );
     for (const bad of ['exchange=nope', 'exchange=shop&version=x']) {
-      expect((await fetch(new URL(`/api/tail?${bad}`, c.url))).status).toBeGreaterThanOrEqual(400);
+      expect((await consoleFetch(c.url, `/api/tail?${bad}`)).status).toBeGreaterThanOrEqual(400);
     }
   });
 
@@ -391,7 +418,7 @@ describe('console server', () => {
     await sys.billing.stop();
     const c = await consoleOn(sys);
     const abort = new AbortController();
-    const res = await fetch(new URL('/api/tail?exchange=shop', c.url), { signal: abort.signal });
+    const res = await consoleFetch(c.url, '/api/tail?exchange=shop', { signal: abort.signal });
     const events = readEvents(res);
     await events.next('ready');
     const publisher = sys.broker.transport();

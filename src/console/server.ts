@@ -127,8 +127,9 @@ class HttpError extends Error {
  *   as Server-Sent Events in bounded batches.
  *
  * Security: it listens on 127.0.0.1 unless told otherwise and then accepts only loopback `Host`
- * headers (against DNS rebinding); writes answer 403 unless `allowWrites`, and need the page's
- * token in a header, a JSON body and a same-origin `Origin` (against cross-site requests). No
+ * headers (against DNS rebinding); the API answers only requests with the page's token (in a
+ * header, or the tail's query); writes answer 403 unless `allowWrites`, and need a JSON body and
+ * a same-origin `Origin` (against cross-site requests). No
  * broker password or management credential is ever sent to the page or written to the log.
  * Rejects with `ConfigError` listing every problem in the options.
  */
@@ -166,6 +167,9 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     }
     const url = new URL(req.url ?? '/', 'http://console');
     const path = url.pathname;
+    // Reads have effects too (listing dead letters takes and puts back each one, a tail binds a
+    // queue): the API answers only the page, which carries the token.
+    if (path.startsWith('/api/')) checkToken(req, url);
     if (req.method === 'POST') {
       if (path !== '/api/dead-letters/replay' && path !== '/api/dead-letters/purge') {
         throw new HttpError(404, `no such endpoint: POST ${path}`);
@@ -221,10 +225,6 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         'this console is read-only: start it with --allow-writes (allowWrites: true) to replay or purge',
       );
     }
-    const given = req.headers[TOKEN_HEADER];
-    if (typeof given !== 'string' || !sameSecret(given, token)) {
-      throw new HttpError(403, `missing or wrong ${TOKEN_HEADER} header: reload the page`);
-    }
     const origin = req.headers.origin;
     const host = req.headers.host;
     if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}`) {
@@ -232,6 +232,15 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     }
     if (!String(req.headers['content-type']).startsWith('application/json')) {
       throw new HttpError(415, 'send the request body as application/json');
+    }
+  }
+
+  function checkToken(req: IncomingMessage, url: URL): void {
+    // EventSource cannot send headers: the live tail carries the token in its query.
+    const header = req.headers[TOKEN_HEADER];
+    const given = typeof header === 'string' ? header : url.searchParams.get('token');
+    if (given === null || !sameSecret(given, token)) {
+      throw new HttpError(403, `missing or wrong ${TOKEN_HEADER} header: reload the page`);
     }
   }
 

@@ -35,8 +35,9 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-async function api(path, init) {
-  const response = await fetch(path, init);
+async function api(path, init = {}) {
+  const headers = { 'x-tidings-console-token': token, ...init.headers };
+  const response = await fetch(path, { ...init, headers });
   const text = await response.text();
   let body;
   try {
@@ -51,7 +52,7 @@ async function api(path, init) {
 function post(path, body) {
   return api(path, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-tidings-console-token': token },
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
 }
@@ -81,7 +82,10 @@ function problem(text) {
 // ---- topology and numbers
 
 async function loadTopology() {
-  const response = await fetch('/api/topology.svg');
+  const response = await fetch('/api/topology.svg', {
+    headers: { 'x-tidings-console-token': token },
+  });
+  if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
   const doc = new DOMParser().parseFromString(await response.text(), 'image/svg+xml');
   const svg = document.importNode(doc.documentElement, true);
   for (const rect of svg.querySelectorAll('rect[data-queue]')) {
@@ -475,6 +479,7 @@ function fillTailSelects() {
 function startTail() {
   stopTail();
   const params = new URLSearchParams({ exchange: $('tail-exchange').value });
+  params.set('token', token);
   if ($('tail-event').value) params.set('event', $('tail-event').value);
   if ($('tail-version').value) params.set('version', $('tail-version').value);
   const tail = { wanted: true, paused: false, held: 0, params };
@@ -491,7 +496,10 @@ function open(tail) {
   tail.source = source;
   $('tail-status').textContent = 'connecting…';
   source.addEventListener('ready', () => {
-    const f = [...tail.params.entries()].map(([k, v]) => `${k} ${v}`).join(', ');
+    const f = [...tail.params.entries()]
+      .filter(([k]) => k !== 'token')
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
     $('tail-status').textContent = `tailing ${f}`;
   });
   source.addEventListener('messages', (event) => {
