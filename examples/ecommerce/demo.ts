@@ -1,11 +1,11 @@
 import { type AccountBalance, CHART, type JournalEntry } from '@ecommerce/billing';
 import { formatCents } from '@ecommerce/contracts';
-import { connect, redactUrl } from 'tidings';
+import { connect, redactUrl, type Transport } from 'tidings';
 import { prepareBroker } from './broker.js';
 import { LEGEND, narrate } from './narrate.js';
 import { startProcesses } from './processes.js';
 import { checkOutcome, type Outcome, plural, runScenario } from './scenario.js';
-import { startEcommerce } from './system.js';
+import { type Ecommerce, startEcommerce } from './system.js';
 
 /**
  * The e-commerce demo: starts Order, Billing, Logistic and Notification, plays the scenario over
@@ -18,14 +18,22 @@ import { startEcommerce } from './system.js';
  *   `rabbitmqctl` and deletes it at the end (`--no-own-vhost` to stay on the URL's vhost); where
  *   it cannot, it first moves aside what other runs left in its queues, and says what it was.
  *   `--broker nats://127.0.0.1:4222` does the same on NATS JetStream.
+ * - `--console` (in this process, on any broker): after the scenario, the web console beside the
+ *   running services (`--console-port`, default 7100), until Ctrl-C.
  *
  * The scenario only needs the services' URLs, so both modes play the same one.
  */
 async function main(argv: readonly string[]): Promise<number> {
   const url = option(argv, '--broker') ?? 'memory://';
-  if (url.startsWith('memory:')) return runInProcess(url, 'Four services');
+  const withConsole = argv.includes('--console');
+  const port = Number(option(argv, '--console-port') ?? 7100);
+  const after = (on: string) =>
+    withConsole
+      ? (transport: Transport, system: Ecommerce) => serveConsole(transport, system, on, port)
+      : undefined;
   // An embedded broker lives in one process; a real broker is how separate processes talk.
-  const separate = !argv.includes('--one-process');
+  if (url.startsWith('memory:')) return runInProcess(url, 'Four services', after(url));
+  const separate = !argv.includes('--one-process') && !withConsole;
   const broker = await prepareBroker(url, (line) => console.log(line), {
     ownVhost: !argv.includes('--no-own-vhost'),
   });
@@ -38,7 +46,7 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     return separate
       ? await runAsProcesses(broker.url)
-      : await runInProcess(broker.url, 'Four services in one process');
+      : await runInProcess(broker.url, 'Four services in one process', after(broker.url));
   } finally {
     await release();
     process.off('SIGINT', interrupted);
@@ -70,7 +78,11 @@ function report(outcome: Outcome): number {
 }
 
 /** The four services in this process, on one transport, with the flow narrated. */
-async function runInProcess(url: string, what: string): Promise<number> {
+async function runInProcess(
+  url: string,
+  what: string,
+  after?: (transport: Transport, system: Ecommerce) => Promise<void>,
+): Promise<number> {
   const transport = await connect(url);
   const system = await startEcommerce(transport);
   const stopNarrating = narrate(system, (line) => console.log(line));
@@ -78,12 +90,40 @@ async function runInProcess(url: string, what: string): Promise<number> {
     console.log(`${what} on ${redactUrl(url)}; ${LEGEND}.\n`);
     const outcome = await runScenario(system.urls, client);
     stopNarrating();
-    return report(outcome);
+    const code = report(outcome);
+    await after?.(transport, system);
+    return code;
   } finally {
     stopNarrating();
     await system.stop();
     await transport.close();
   }
+}
+
+/** `--console`: the web console on the running services, until Ctrl-C (docs/console.md). */
+async function serveConsole(
+  transport: Transport,
+  system: Ecommerce,
+  url: string,
+  port: number,
+): Promise<void> {
+  const { startConsole } = await import('tidings/console');
+  const services = [system.order, system.billing, system.logistic, system.notification];
+  const running = await startConsole({
+    transport,
+    services: services.map((s) => s.service),
+    brokerUrl: url,
+    allowWrites: true,
+    port,
+    title: 'E-commerce console',
+  });
+  console.log(`\nConsole: ${running.url} (writes allowed). Order's API: ${system.urls.order}`);
+  console.log('Ctrl-C stops the console and the services.');
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await running.close();
 }
 
 function printOutcome({ balances, journal, shipments, notifications, orders }: Outcome): void {

@@ -137,6 +137,7 @@ describe('tidings dlq (in process, on the embedded broker)', () => {
           reason: 'schema-violation',
           error: 'x'.repeat(100),
           attempts: 1,
+          firstFailedAt: '2026-11-26T09:59:00Z',
           deadLetteredAt: '2026-11-26T10:00:00Z',
           queue: 'q',
           service: 's',

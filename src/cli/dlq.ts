@@ -158,6 +158,7 @@ function toJson(d: DeadLetter): Record<string, unknown> {
     reason: d.reason,
     error: d.error,
     attempts: d.attempts,
+    firstFailedAt: d.firstFailedAt,
     deadLetteredAt: d.deadLetteredAt,
     queue: d.queue,
     service: d.service,

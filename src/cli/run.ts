@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { TidingsError } from '../errors.js';
 import { asyncApiCommand, checkCommand, snapshotCommand, topologyCommand } from './commands.js';
+import { CONSOLE_PORT, type ConsoleContext, consoleCommand } from './console.js';
 import {
   confirmOnTerminal,
   type DlqContext,
@@ -29,6 +30,8 @@ Commands:
   dlq show             show one dead letter: every header and the body
   dlq replay           send dead letters back to the queue that failed them
   dlq purge            delete the messages of a dead-letter queue
+  console              a web console of a running system: topology with live numbers, dead
+                       letters with replay, a live tail of an exchange
 
 Options:
   -h, --help           show help; after a command, that command's help
@@ -167,6 +170,27 @@ Options:
   --broker <url>   amqp://user:password@host:5672/vhost or nats://host:4222, else BROKER_URL
                    (the password or token is never printed)
 `,
+  console: `Usage: tidings console --services <module> [options]
+
+Serves a web page about a running system (see docs/console.md): the services' topology with each
+queue's ready messages, consumers and rates; the dead letters of every handler queue, with
+replay and purge; a live tail of an exchange, filtered by event and version. It stops on Ctrl-C.
+
+Options:
+  --services <module>      the services module (required), as for tidings topology: the
+                           console shows and reads these services' queues only
+  --broker <url>           the broker, else the BROKER_URL variable (its password never reaches
+                           the page or the output)
+  --port <n>               default: ${CONSOLE_PORT}
+  --host <address>         default: 127.0.0.1; anything else is reachable from other machines
+  --allow-writes           let the page replay and purge dead letters (default: read-only)
+  --management <url|off>   RabbitMQ's management API for rates, e.g. http://user:pass@host:15672
+                           (default: the broker's host on port 15672 with its credentials, and
+                           passive declares when that does not answer)
+  --title <text>           the page's heading
+
+${MODULE_NOTE}
+`,
 } as const;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -180,7 +204,7 @@ const COMMON: Options = { help: { type: 'boolean', short: 'h' } };
 export async function run(
   argv: readonly string[],
   io: Io,
-  ctx: DlqContext = { brokerUrl: process.env.BROKER_URL, confirm: confirmOnTerminal },
+  ctx: ConsoleContext = { brokerUrl: process.env.BROKER_URL, confirm: confirmOnTerminal },
 ): Promise<number> {
   try {
     return await dispatch(argv, io, ctx);
@@ -189,7 +213,7 @@ export async function run(
   }
 }
 
-async function dispatch(argv: readonly string[], io: Io, ctx: DlqContext): Promise<number> {
+async function dispatch(argv: readonly string[], io: Io, ctx: ConsoleContext): Promise<number> {
   const [command, sub] = argv;
   if (command === undefined || command === '-h' || command === '--help') {
     io.stdout(HELP.main);
@@ -208,6 +232,8 @@ async function dispatch(argv: readonly string[], io: Io, ctx: DlqContext): Promi
       return topologyOf(argv.slice(1), io);
     case 'dlq':
       return dlq(sub, argv.slice(2), io, ctx);
+    case 'console':
+      return consoleOf(argv.slice(1), io, ctx);
     default:
       throw new CliError(`unknown command "${command}". Run tidings --help for the commands.`);
   }
@@ -370,6 +396,41 @@ async function dlq(
     default:
       throw new CliError(`unknown command "dlq ${sub}". Run tidings dlq --help.`);
   }
+}
+
+async function consoleOf(args: readonly string[], io: Io, ctx: ConsoleContext): Promise<number> {
+  const o = parse(
+    args,
+    {
+      services: { type: 'string' },
+      broker: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'allow-writes': { type: 'boolean' },
+      management: { type: 'string' },
+      title: { type: 'string' },
+    },
+    'console',
+  );
+  if (!o) return help('console', io);
+  const v = o.values;
+  const port = str(v.port);
+  if (port !== undefined && !(/^[0-9]{1,5}$/.test(port) && Number(port) <= 65_535)) {
+    throw usage('--port must be a port number (0 to 65535)', 'console');
+  }
+  return consoleCommand(
+    {
+      services: required(v, 'services', 'console'),
+      broker: str(v.broker) ?? ctx.brokerUrl,
+      host: str(v.host),
+      port: port === undefined ? undefined : Number(port),
+      allowWrites: v['allow-writes'] === true,
+      management: str(v.management),
+      title: str(v.title),
+    },
+    io,
+    ctx,
+  );
 }
 
 type Parsed = { values: Record<string, unknown>; positionals: string[] };

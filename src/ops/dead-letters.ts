@@ -18,6 +18,8 @@ export interface DeadLetter {
   readonly error: string;
   /** Failed attempts. */
   readonly attempts: number;
+  /** When handling first failed (`tidings-first-failure`), RFC 3339. */
+  readonly firstFailedAt: string | undefined;
   /** When it was dead-lettered (the last failure), RFC 3339. */
   readonly deadLetteredAt: string | undefined;
   /** The queue whose handler failed, where a replay sends it back. */
@@ -60,6 +62,7 @@ export function describeDeadLetter(message: IncomingMessage): DeadLetter {
     reason: str(h[HEADERS.deadReason]) ?? 'unknown',
     error: str(h[HEADERS.errorMessage]) ?? '',
     attempts: typeof attempts === 'number' ? attempts : 0,
+    firstFailedAt: str(h[HEADERS.firstFailure]),
     deadLetteredAt: str(h[HEADERS.lastFailure]),
     queue: str(h[HEADERS.queue]),
     service: str(h[HEADERS.service]),

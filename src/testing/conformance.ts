@@ -408,6 +408,91 @@ export function describeTransportConformance(name: string, options: ConformanceO
       });
     });
 
+    describe('tooling capabilities (optional: skipped when the transport has none)', () => {
+      async function queueWith(t: Transport, pattern = '#') {
+        const exchange = uniqueName('ex');
+        const queue = `${exchange}.q`;
+        await declare(t, {
+          exchanges: [exchange],
+          queues: [{ name: queue, bindings: [{ exchange, pattern }] }],
+        });
+        return { exchange, queue };
+      }
+
+      it('queueStats counts ready messages and consumers, and says when a queue is missing', async (ctx) => {
+        const t = await open();
+        if (!t.queueStats) return ctx.skip(`${name} has no queueStats (an optional capability)`);
+        const stats = t.queueStats.bind(t);
+        const { exchange, queue } = await queueWith(t);
+        // RabbitMQ updates its counts a moment after confirming a publish or a consumer change.
+        const settled = async (expected: { messages: number; consumers: number }) => {
+          const deadline = Date.now() + timeoutMs;
+          let got = await stats(queue);
+          while (JSON.stringify(got) !== JSON.stringify(expected) && Date.now() < deadline) {
+            await sleep(20);
+            got = await stats(queue);
+          }
+          return got;
+        };
+        expect(await stats(queue)).toEqual({ messages: 0, consumers: 0 });
+        for (const b of ['a', 'b', 'c']) await t.publish(message(exchange, 'k', b));
+        expect(await settled({ messages: 3, consumers: 0 })).toEqual({ messages: 3, consumers: 0 });
+        const held: Delivery[] = [];
+        const consumer = await t.consume(queue, { prefetch: 1 }, (d) => held.push(d));
+        // One delivered and unsettled (prefetch 1): it is no longer ready.
+        expect(await settled({ messages: 2, consumers: 1 })).toEqual({ messages: 2, consumers: 1 });
+        // Quorum queues count a cancelled consumer until its deliveries are settled.
+        await consumer.cancel();
+        for (const d of held) await d.requeue();
+        expect(await stats(uniqueName('missing'))).toBeUndefined();
+        // A missing queue does not break the next question.
+        expect(await settled({ messages: 3, consumers: 0 })).toEqual({ messages: 3, consumers: 0 });
+      });
+
+      it('tap copies matching messages without taking them from the queues, then goes away', async (ctx) => {
+        const t = await open();
+        if (!t.tap) return ctx.skip(`${name} has no tap (an optional capability)`);
+        const { exchange, queue } = await queueWith(t, 'a.*');
+        const seen: string[] = [];
+        const tap = await t.tap(exchange, 'a.#', (m) => seen.push(`${m.routingKey}=${m.body}`));
+        await t.publish(message(exchange, 'a.b', '1'));
+        await t.publish(message(exchange, 'z.b', '2'));
+        await t.publish(message(exchange, 'a.b.c', '3'));
+        await waitFor(() => seen.length === 2, 'two copies', timeoutMs);
+        expect(seen).toEqual(['a.b=1', 'a.b.c=3']);
+        // The work queue still has its message; the tap took a copy only.
+        const d = await t.get(queue);
+        expect(d?.message.body.toString()).toBe('1');
+        await d?.ack();
+        await tap.close();
+        await tap.close();
+        // With the tap gone, a key only it received is unroutable again.
+        expect(await t.publish(message(exchange, 'a.b.c', '4'))).toEqual({ routed: false });
+        expect(seen).toHaveLength(2);
+        await expect(t.tap(uniqueName('missing'), '#', () => {})).rejects.toThrow(/does not exist/);
+      });
+
+      it('tap ends with onEnd when its transport closes', async (ctx) => {
+        const admin = await open();
+        if (!admin.tap) return ctx.skip(`${name} has no tap (an optional capability)`);
+        const { exchange } = await queueWith(admin, 'a.*');
+        const other = await options.create();
+        const ended: Error[] = [];
+        await other.tap!(exchange, '#', () => {}, { onEnd: (e) => ended.push(e) });
+        expect(await admin.publish(message(exchange, 'zz'))).toEqual({ routed: true });
+        await other.close();
+        // Its queue goes with its connection: a key only the tap received is unroutable again.
+        const deadline = Date.now() + timeoutMs;
+        let outcome = await admin.publish(message(exchange, 'zz'));
+        while (outcome.routed && Date.now() < deadline) {
+          await sleep(20);
+          outcome = await admin.publish(message(exchange, 'zz'));
+        }
+        expect(outcome).toEqual({ routed: false });
+        expect(ended.length).toBeLessThanOrEqual(1);
+      });
+    });
+
     describe('runtime on this transport', () => {
       function contracts() {
         const exchange = defineExchange(uniqueName('order'));

@@ -8,6 +8,7 @@ import { defineEvent, defineExchange } from '../contracts/event.js';
 import type { ServiceDescription } from '../runtime/service.js';
 import { canRun } from '../testing/broker.js';
 import { flowsOf } from './flows.js';
+import { topologySvg } from './svg.js';
 import { topology } from './topology.js';
 
 const order = defineExchange('order');
@@ -188,6 +189,22 @@ describe('topology as SVG', () => {
     ['<svg/><svg/>'],
   ])('(the XML check itself rejects %s)', (bad) => {
     expect(() => assertWellFormedXml(bad)).toThrow();
+  });
+
+  it('marks services, exchanges and queues for a live view only when asked', () => {
+    const live = topologySvg(flowsOf(services), { live: true });
+    expect(() => assertWellFormedXml(live)).not.toThrow();
+    for (const name of ['order', 'billing', 'logistic', 'notification']) {
+      expect(live).toContain(`data-service="${name}"`);
+    }
+    expect(live).toContain('data-exchange="order"');
+    expect(live).toContain('data-queue="billing.order.submit"');
+    expect(live).toContain('data-stats-queue="billing.order.submit"></text>');
+    expect(live).toContain('data-stats-exchange="logistic"></text>');
+    // The column for the numbers widens the picture; the default picture has no data attributes.
+    const width = (text: string) => Number(/<svg [^>]*width="(\d+)"/.exec(text)?.[1]);
+    expect(width(live)).toBeGreaterThan(width(topology(services, { format: 'svg' })));
+    expect(topology(services, { format: 'svg' })).not.toContain('data-');
   });
 
   it('has an empty picture for no services', () => {

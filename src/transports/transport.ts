@@ -62,6 +62,57 @@ export interface Transport {
    * connection. Unsettled deliveries return to their queues. Idempotent.
    */
   close(): Promise<void>;
+
+  /**
+   * Optional, for tooling (the console): a queue's ready messages and consumers, read without
+   * touching its messages (RabbitMQ: a passive `queue.declare`). Resolves `undefined` when the
+   * queue does not exist. A transport without it simply has no such numbers to show.
+   */
+  queueStats?(queue: string): Promise<QueueStats | undefined>;
+
+  /**
+   * Optional, for tooling (the console's live tail): copies of the messages published to
+   * `exchange` from now on whose routing key matches `pattern`, handed to `onMessage` in arrival
+   * order. The copies come from a temporary queue of the tap's own (RabbitMQ: server-named,
+   * exclusive, auto-delete, non-durable, consumed without acks), so every other queue receives
+   * its messages exactly as before.
+   *
+   * - Bounded: when more than `maxLength` copies wait for the tap, the oldest are dropped. A tap
+   *   is for watching, never a delivery guarantee.
+   * - Side effect: while the tap is bound, a message that reaches no other queue is routed to the
+   *   tap, so the publisher is not told it was unroutable (as with any queue bound by hand).
+   * - Resolves once the tap's queue is bound; rejects when the exchange does not exist. When the
+   *   tap ends by itself (its connection was lost, its queue deleted), `onEnd` is called once and
+   *   the tap is not resumed: open another one. `close()` ends it and deletes its queue.
+   */
+  tap?(
+    exchange: string,
+    pattern: string,
+    onMessage: (message: IncomingMessage) => void,
+    options?: TapOptions,
+  ): Promise<Tap>;
+}
+
+/** What {@link Transport.queueStats} reports of a queue. */
+export interface QueueStats {
+  /** Messages ready for delivery (not those delivered and not yet settled). */
+  readonly messages: number;
+  /** Consumers attached to the queue. */
+  readonly consumers: number;
+}
+
+/** Options of {@link Transport.tap}. */
+export interface TapOptions {
+  /** Copies kept waiting for the tap before the oldest are dropped. @defaultValue 1000 */
+  readonly maxLength?: number | undefined;
+  /** Called once when the tap ends by itself (not after `close()`), with why. */
+  readonly onEnd?: ((error: Error) => void) | undefined;
+}
+
+/** A running tap: see {@link Transport.tap}. */
+export interface Tap {
+  /** Stops the copies and deletes the tap's queue. Idempotent. */
+  close(): Promise<void>;
 }
 
 /** What a transport should create: exchanges, and queues with their bindings. */

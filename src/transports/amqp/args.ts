@@ -77,3 +77,11 @@ export function deadLetterQueueArguments(o: QueueArgumentOptions): QueueArgument
 export function retryQueueArguments(queue: string, o: QueueArgumentOptions): QueueArguments {
   return { ...typeArgument(o), ...deadLetterArguments(queue, o) };
 }
+
+/**
+ * A tap's temporary queue: at most `maxLength` copies wait; past that RabbitMQ drops the oldest,
+ * so a tap nobody reads cannot grow without bound.
+ */
+export function tapQueueArguments(maxLength: number): QueueArguments {
+  return { 'x-max-length': maxLength, 'x-overflow': 'drop-head' };
+}

@@ -458,7 +458,7 @@ function copyOptions(raw: ConsumeMessage, headers: Record<string, HeaderValue>):
  * The delivered message as the runtime sees it. A message back from a retry queue arrives
  * through the default exchange; its original exchange and routing key come from its headers.
  */
-function toIncoming(raw: ConsumeMessage): IncomingMessage {
+export function toIncoming(raw: ConsumeMessage): IncomingMessage {
   const p = raw.properties;
   const headers = ownHeaders(p.headers);
   let exchange = raw.fields.exchange;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { compilePattern, type TopicMatcher } from '../../contracts/pattern.js';
 import {
   HEADERS,
@@ -13,6 +14,9 @@ import {
   type Delivery,
   deadLetterQueueName,
   type PublishOutcome,
+  type QueueStats,
+  type Tap,
+  type TapOptions,
   type Topology,
   type Transport,
 } from '../transport.js';
@@ -96,6 +100,8 @@ class MemoryQueue {
   private next = 0;
   private scheduled = false;
   deleted = false;
+  /** Past this many ready messages the oldest is dropped (a tap's queue); none by default. */
+  maxLength = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly name: string,
@@ -107,6 +113,7 @@ class MemoryQueue {
   /** Adds a new message at the tail. */
   enqueue(message: OutgoingMessage): void {
     if (this.deleted) return;
+    if (this.messages.length >= this.maxLength) this.messages.shift();
     this.messages.push({ message, redelivered: false, seq: this.seq++ });
     this.schedule();
   }
@@ -298,6 +305,11 @@ export class MemoryBroker {
     return [...this.queues.keys()].sort();
   }
 
+  /** Whether an exchange of that name exists. */
+  hasExchange(name: string): boolean {
+    return this.exchanges.has(name);
+  }
+
   declareExchange(name: string): void {
     if (!this.exchanges.has(name)) {
       this.exchanges.set(name, { name, bindings: [], routes: new Map() });
@@ -389,6 +401,7 @@ export class MemoryBroker {
 export class MemoryTransport implements Transport {
   readonly kind = 'memory';
   private readonly consumers = new Set<MemoryConsumer>();
+  private readonly taps = new Set<MemoryTap>();
   private closed = false;
 
   constructor(readonly broker: MemoryBroker = new MemoryBroker()) {}
@@ -467,14 +480,83 @@ export class MemoryTransport implements Transport {
     if (options?.exchanges) for (const ex of topology.exchanges) this.broker.deleteExchange(ex);
   }
 
+  /** Ready messages and consumers of a queue; `undefined` when it does not exist. */
+  async queueStats(queue: string): Promise<QueueStats | undefined> {
+    this.assertOpen();
+    const q = this.broker.queue(queue);
+    return q ? { messages: q.messages.length, consumers: q.consumers.length } : undefined;
+  }
+
+  /**
+   * Copies of what is published to `exchange` with a matching routing key, through a queue of
+   * the tap's own (`tidings.tap.<uuid>`), bounded like RabbitMQ's `x-max-length` with the oldest
+   * dropped; it is deleted by `close()`, or when this transport closes (as an exclusive queue is).
+   */
+  async tap(
+    exchange: string,
+    pattern: string,
+    onMessage: (message: IncomingMessage) => void,
+    options: TapOptions = {},
+  ): Promise<Tap> {
+    this.assertOpen();
+    if (!this.broker.hasExchange(exchange)) {
+      throw new StateError(`Cannot tap exchange "${exchange}": it does not exist`);
+    }
+    const q = this.broker.declareQueue(`tidings.tap.${randomUUID()}`);
+    q.maxLength = Math.max(1, options.maxLength ?? 1000);
+    this.broker.bind(q.name, exchange, pattern);
+    const consumer = new MemoryConsumer(q, Number.MAX_SAFE_INTEGER, (delivery) => {
+      void delivery.ack();
+      try {
+        onMessage(delivery.message);
+      } catch (error) {
+        this.broker.reportError(error);
+      }
+    });
+    q.consumers.push(consumer);
+    q.schedule();
+    const tap = new MemoryTap(() => {
+      this.taps.delete(tap);
+      q.removeConsumer(consumer);
+      this.broker.deleteQueue(q.name);
+    }, options.onEnd);
+    this.taps.add(tap);
+    return tap;
+  }
+
   /** Returns every unsettled delivery of this connection to its queue, as a broken connection would. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const tap of [...this.taps]) tap.end(new StateError('The memory transport was closed'));
     for (const c of this.consumers) {
       c.queue.removeConsumer(c);
       for (const d of [...c.unacked]) d.returnToQueue();
     }
     this.consumers.clear();
+  }
+}
+
+/** A tap of the memory broker: see {@link MemoryTransport.tap}. */
+class MemoryTap implements Tap {
+  private done = false;
+
+  constructor(
+    private readonly release: () => void,
+    private readonly onEnd: ((error: Error) => void) | undefined,
+  ) {}
+
+  /** Ends the tap by itself (its transport closed): releases it and tells `onEnd`. */
+  end(error: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.release();
+    this.onEnd?.(error);
+  }
+
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.release();
   }
 }
