@@ -370,6 +370,29 @@ export function describeTransportConformance(name: string, options: ConformanceO
         await expect(t.get(uniqueName('missing'))).rejects.toThrow(/does not exist/);
       });
 
+      it('tells how many messages wait in a queue, when it can', async (context) => {
+        const t = await open();
+        if (!t.depth) return context.skip();
+        const { exchange, queue } = await queueWith(t);
+        expect(await t.depth(queue)).toBe(0);
+        const depthReaches = async (n: number) => {
+          // RabbitMQ counts a confirmed message at once; a short wait covers any lag in the count.
+          const deadline = Date.now() + timeoutMs;
+          while ((await t.depth?.(queue)) !== n) {
+            if (Date.now() > deadline) throw new Error(`the depth of ${queue} never reached ${n}`);
+            await sleep(20);
+          }
+        };
+        for (const b of ['a', 'b', 'c']) await t.publish(message(exchange, 'k', b));
+        await depthReaches(3);
+        const taken = await t.get(queue);
+        await depthReaches(2);
+        await taken?.ack();
+        expect(await t.depth(uniqueName('missing'))).toBeUndefined();
+        // The transport is still usable after asking about a queue that does not exist.
+        expect(await t.depth(queue)).toBe(2);
+      });
+
       it('moves a dead-lettered message to <queue>.dlq with its body unchanged and headers added', async () => {
         const t = await open();
         const { exchange, queue } = await queueWith(t);

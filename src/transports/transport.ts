@@ -52,6 +52,14 @@ export interface Transport {
   get(queue: string): Promise<Delivery | undefined>;
 
   /**
+   * How many messages of a queue are ready for delivery (not counting those delivered and not yet
+   * settled), or `undefined` when the queue does not exist. Optional: a transport that cannot tell
+   * leaves it out. Used by metrics (queue depth, the consumer's lag in messages), not on the hot
+   * path: RabbitMQ answers it with a passive declare, one round trip per call.
+   */
+  depth?(queue: string): Promise<number | undefined>;
+
+  /**
    * Deletes the queues of a topology (with their retry and dead-letter queues) and, when
    * `exchanges` is true, its exchanges. For tests and tooling; messages in them are lost.
    */

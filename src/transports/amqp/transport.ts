@@ -284,6 +284,32 @@ export class AmqpTransport implements Transport {
     }
   }
 
+  /**
+   * Messages ready in a queue, from a passive declare (`queue.declare` with `passive`, which
+   * RabbitMQ answers with the count) on a channel of its own, or `undefined` when the queue does
+   * not exist.
+   */
+  async depth(queue: string): Promise<number | undefined> {
+    this.assertOpen();
+    const connection = await this.publishConnection.get();
+    const channel = await connection.createChannel();
+    let closed = false;
+    // A missing queue closes the channel (404); the refusal reaches us through checkQueue.
+    channel.on('error', () => {});
+    channel.on('close', () => {
+      closed = true;
+    });
+    try {
+      return (await channel.checkQueue(queue)).messageCount;
+    } catch (error) {
+      const frame = (error as { fields?: { replyCode?: unknown } }).fields;
+      if (replyCodeOf(error) === 404 || frame?.replyCode === 404) return undefined;
+      throw brokerError(`inspect queue "${queue}"`, sanitizeError(error, this.options.password));
+    } finally {
+      if (!closed) await closeQuietly(channel);
+    }
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;

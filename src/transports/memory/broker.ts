@@ -456,6 +456,11 @@ export class MemoryTransport implements Transport {
     return delivery;
   }
 
+  async depth(queue: string): Promise<number | undefined> {
+    this.assertOpen();
+    return this.broker.queue(queue)?.messages.length;
+  }
+
   async deleteTopology(topology: Topology, options?: { exchanges?: boolean }): Promise<void> {
     for (const q of topology.queues) {
       this.broker.deleteQueue(q.name);
