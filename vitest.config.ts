@@ -22,6 +22,7 @@ export default defineConfig({
       { find: /^tidings\/redis$/, replacement: src('stores/redis.ts') },
       { find: /^tidings\/postgres$/, replacement: src('stores/postgres.ts') },
       { find: /^tidings\/tooling$/, replacement: src('tooling/index.ts') },
+      { find: /^tidings\/otel$/, replacement: src('observability/index.ts') },
       { find: /^tidings$/, replacement: src('index.ts') },
     ],
   },
