@@ -54,7 +54,13 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors.js';
-export { consoleLogger, type Logger, silentLogger } from './logger.js';
+export {
+  consoleLogger,
+  type FieldsFirstLogger,
+  type Logger,
+  pinoLogger,
+  silentLogger,
+} from './logger.js';
 export { redactUrl } from './redact.js';
 export { type RunningService, type RunServiceOptions, runService, type Stoppable } from './run.js';
 export {
