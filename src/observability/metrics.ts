@@ -25,7 +25,7 @@ export class Instruments {
     });
     this.operationDuration = meter.createHistogram(METRICS.operationDuration, {
       unit: 's',
-      description: 'Duration of a send until the broker confirmed it, or of a settlement.',
+      description: 'Duration of a send until the broker confirmed it.',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });
     this.processDuration = meter.createHistogram(METRICS.processDuration, {

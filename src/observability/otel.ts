@@ -177,6 +177,8 @@ class OtelService implements ServiceInstrumentation {
     this.depthInterval = options.queueDepthIntervalMs ?? 15_000;
     this.rabbitmq = service.transport.kind === 'amqp';
     this.system = this.rabbitmq ? 'rabbitmq' : service.transport.kind;
+    this.metricBase = { [A.system]: this.system, [A.service]: service.name };
+    this.spanBase = { ...this.metricBase, [A.systemName]: this.system };
     if (!warnedNoPropagator && !this.propagator.fields().includes(HEADERS.traceparent)) {
       warnedNoPropagator = true;
       diag.warn(
@@ -213,7 +215,7 @@ class OtelService implements ServiceInstrumentation {
       { name: queue, kind: 'work' },
       { name: deadLetterQueueName(queue), kind: 'dead-letter' },
     ]);
-    const base = this.base();
+    const base = this.metricBase;
     this.depthCallback = async (result) => {
       const depths = await this.depths(watched.map((q) => q.name));
       for (const q of watched) {
@@ -230,10 +232,13 @@ class OtelService implements ServiceInstrumentation {
     this.depthCallback = undefined;
   }
 
-  /** The attributes every span and metric of this service has. */
-  base(): Attributes {
-    return { [A.system]: this.system, [A.systemName]: this.system, [A.service]: this.service.name };
-  }
+  /**
+   * The attributes every metric point of this service has. Metric points carry as few
+   * attributes as say what they count: the SDK hashes them on every measurement.
+   */
+  readonly metricBase: Attributes;
+  /** The attributes every span of this service has. */
+  readonly spanBase: Attributes;
 
   /** The depth of each queue, asked at most once per interval; a queue that fails is left out. */
   private depths(queues: readonly string[]): Promise<Map<string, number>> {
@@ -279,11 +284,12 @@ class PublishTrace implements PublishProbe {
   ) {
     const envelope = publication.envelope;
     const destination = destinationName(envelope.exchange, envelope.type);
+    const event = `${envelope.exchange}.${envelope.event}`;
     this.attributes = {
-      ...service.base(),
+      ...service.metricBase,
       [A.operationName]: 'send',
       [A.destinationName]: destination,
-      [A.event]: `${envelope.exchange}.${envelope.event}`,
+      [A.event]: event,
       [A.version]: envelope.version,
     };
     if (!tracing) {
@@ -293,7 +299,11 @@ class PublishTrace implements PublishProbe {
     }
     const parent = parentOf(service, publication);
     const attributes: Attributes = {
-      ...this.attributes,
+      ...service.spanBase,
+      [A.operationName]: 'send',
+      [A.destinationName]: destination,
+      [A.event]: event,
+      [A.version]: envelope.version,
       [A.operationType]: OPERATION_TYPES.send,
       [A.messageId]: envelope.id,
       [A.conversationId]: envelope.correlationId,
@@ -402,11 +412,7 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
     const type = text(h[HEADERS.type]) ?? text(h.task) ?? message.routingKey;
     const parsed = parseRoutingKey(type);
     this.destination = destinationName(message.exchange, message.routingKey, handler.queue);
-    this.attributes = {
-      ...service.base(),
-      [A.destinationName]: this.destination,
-      [A.consumerGroup]: handler.queue,
-    };
+    this.attributes = { ...service.metricBase, [A.destinationName]: this.destination };
     if (parsed) {
       this.attributes[A.event] = `${parsed.exchange}.${parsed.event}`;
       this.attributes[A.version] = parsed.version;
@@ -425,6 +431,8 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
     const links: Link[] | undefined = creationSpan ? [{ context: creationSpan }] : undefined;
     const attributes: Attributes = {
       ...this.attributes,
+      [A.systemName]: service.system,
+      [A.consumerGroup]: handler.queue,
       [A.operationType]: OPERATION_TYPES.process,
       [A.operationName]: 'process',
       [A.handler]: handler.name,
@@ -527,11 +535,11 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
     reason: string | undefined,
     settle: () => Promise<void>,
   ): Promise<void> {
-    const started = performance.now();
     let span: Span | undefined;
     if (this.span && this.context && this.service.settleSpans) {
       const attributes: Attributes = {
         ...this.attributes,
+        [A.systemName]: this.service.system,
         [A.operationType]: OPERATION_TYPES.settle,
         [A.operationName]: operation,
       };
@@ -545,31 +553,22 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
     return settle().then(
       () => {
         span?.end();
-        this.settled(operation, reason, started, undefined);
+        this.settled(operation, reason);
       },
       (error: unknown) => {
         if (span) {
           failed(span, error);
           span.end();
         }
-        this.settled(operation, reason, started, error);
         throw error;
       },
     );
   }
 
-  private settled(
-    operation: SettleOperation,
-    reason: string | undefined,
-    started: number,
-    error: unknown,
-  ): void {
+  /** Counts a settlement that succeeded. */
+  private settled(operation: SettleOperation, reason: string | undefined): void {
     const instruments = this.service.instruments;
     if (!instruments) return;
-    const attributes: Attributes = { ...this.attributes, [A.operationName]: operation };
-    if (error !== undefined) attributes[A.errorType] = errorType(error);
-    instruments.operationDuration.record((performance.now() - started) / 1000, attributes);
-    if (error !== undefined) return;
     if (operation === 'ack') instruments.acked.add(1, this.attributes);
     else if (operation === 'retry') instruments.retried.add(1, this.attributes);
     else if (operation === 'dead_letter') {

@@ -61,7 +61,7 @@ export const METRICS = {
   sent: 'messaging.client.sent.messages',
   /** Counter: messages delivered to a handler's queue consumer. */
   consumed: 'messaging.client.consumed.messages',
-  /** Histogram, seconds: a send until the broker confirmed it; a settlement until it was done. */
+  /** Histogram, seconds: a send until the broker confirmed it (or refused it). */
   operationDuration: 'messaging.client.operation.duration',
   /** Histogram, seconds: how long handlers ran. */
   processDuration: 'messaging.process.duration',
