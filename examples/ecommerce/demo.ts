@@ -5,6 +5,7 @@ import { narrate } from './narrate.js';
 import { startProcesses } from './processes.js';
 import { checkOutcome, type Outcome, plural, runScenario } from './scenario.js';
 import { startEcommerce } from './system.js';
+import { renderOrderTrace, startTracing } from './tracing.js';
 
 /**
  * The e-commerce demo: starts Order, Billing, Logistic and Notification, plays the scenario over
@@ -13,6 +14,7 @@ import { startEcommerce } from './system.js';
  * - `npm run demo`: all four in this process on the embedded broker, the flow narrated.
  * - `npm run demo -- --broker amqp://guest:guest@127.0.0.1:5672`: each service as its own process
  *   on RabbitMQ (add `--one-process` to keep them in this process on that broker).
+ * - `--trace` (in one process): trace with OpenTelemetry and print the span tree of one order.
  *
  * The scenario only needs the services' URLs, so both modes play the same one.
  */
@@ -20,7 +22,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const url = option(argv, '--broker') ?? 'memory://';
   // An embedded broker lives in one process; a real broker is how separate processes talk.
   const separate = !url.startsWith('memory:') && !argv.includes('--one-process');
-  return separate ? runAsProcesses(url) : runInProcess(url);
+  if (separate && argv.includes('--trace')) {
+    console.log('--trace prints the spans of one process: add --one-process.\n');
+  }
+  return separate ? runAsProcesses(url) : runInProcess(url, argv.includes('--trace'));
 }
 
 /** Each service as its own process on a real broker, as they are deployed. */
@@ -48,9 +53,10 @@ function report(outcome: Outcome): number {
 }
 
 /** The four services in this process, on one transport, with the flow narrated. */
-async function runInProcess(url: string): Promise<number> {
+async function runInProcess(url: string, traced: boolean): Promise<number> {
+  const tracing = traced ? startTracing() : undefined;
   const transport = await connect(url);
-  const system = await startEcommerce(transport);
+  const system = await startEcommerce(transport, undefined, tracing?.instrumentation);
   const stopNarrating = narrate(system, (line) => console.log(line));
   try {
     console.log(
@@ -60,11 +66,17 @@ async function runInProcess(url: string): Promise<number> {
       console.log(`${'client'.padEnd(12)} ${line}`),
     );
     stopNarrating();
-    return report(outcome);
+    const code = report(outcome);
+    if (tracing) {
+      console.log('\nThe trace of order #1 across the four services (OpenTelemetry, in memory):');
+      console.log(renderOrderTrace(tracing.spans()) ?? '  no span was recorded');
+    }
+    return code;
   } finally {
     stopNarrating();
     await system.stop();
     await transport.close();
+    await tracing?.shutdown();
   }
 }
 
