@@ -156,6 +156,8 @@ class OtelService implements ServiceInstrumentation {
   private readonly depthInterval: number;
   private depthCallback: ((result: ObservableResult) => Promise<void>) | undefined;
   private depthCache: { at: number; depths: Promise<Map<string, number>> } | undefined;
+  private readonly sends = new Map<string, SendAttributes>();
+  private readonly processes = new Map<string, ProcessAttributes>();
 
   constructor(
     readonly service: InstrumentedService,
@@ -178,7 +180,6 @@ class OtelService implements ServiceInstrumentation {
     this.rabbitmq = service.transport.kind === 'amqp';
     this.system = this.rabbitmq ? 'rabbitmq' : service.transport.kind;
     this.metricBase = { [A.system]: this.system, [A.service]: service.name };
-    this.spanBase = { ...this.metricBase, [A.systemName]: this.system };
     if (!warnedNoPropagator && !this.propagator.fields().includes(HEADERS.traceparent)) {
       warnedNoPropagator = true;
       diag.warn(
@@ -237,8 +238,88 @@ class OtelService implements ServiceInstrumentation {
    * attributes as say what they count: the SDK hashes them on every measurement.
    */
   readonly metricBase: Attributes;
-  /** The attributes every span of this service has. */
-  readonly spanBase: Attributes;
+
+  /**
+   * The attributes every send of an event version shares, built once: spans get them at creation
+   * (samplers may read them), metric points reuse them.
+   */
+  sendAttributes(exchange: string, type: string, event: string, version: number): SendAttributes {
+    let cached = this.sends.get(type);
+    if (cached) return cached;
+    const destination = destinationName(exchange, type);
+    const metric: Attributes = {
+      ...this.metricBase,
+      [A.operationName]: 'send',
+      [A.destinationName]: destination,
+      [A.event]: `${exchange}.${event}`,
+      [A.version]: version,
+    };
+    const span: Attributes = {
+      ...metric,
+      [A.systemName]: this.system,
+      [A.operationType]: OPERATION_TYPES.send,
+    };
+    if (this.rabbitmq) {
+      span[A.routingKey] = type;
+      span[A.rabbitmqRoutingKey] = type;
+    }
+    cached = { name: `send ${destination}`, span, metric, failedMetric: new Map() };
+    remember(this.sends, type, cached);
+    return cached;
+  }
+
+  /** The attributes every delivery of a routing key to a handler shares, built once. */
+  processAttributes(
+    exchange: string,
+    routingKey: string,
+    type: string,
+    handler: HandlerInfo,
+  ): ProcessAttributes {
+    const key = `${handler.queue}\u0000${handler.name}\u0000${exchange}\u0000${routingKey}\u0000${type}`;
+    let cached = this.processes.get(key);
+    if (cached) return cached;
+    const destination = destinationName(exchange, routingKey, handler.queue);
+    const metric: Attributes = { ...this.metricBase, [A.destinationName]: destination };
+    const parsed = parseRoutingKey(type);
+    if (parsed) {
+      metric[A.event] = `${parsed.exchange}.${parsed.event}`;
+      metric[A.version] = parsed.version;
+    }
+    const span: Attributes = {
+      ...metric,
+      [A.systemName]: this.system,
+      [A.consumerGroup]: handler.queue,
+      [A.operationType]: OPERATION_TYPES.process,
+      [A.operationName]: 'process',
+      [A.handler]: handler.name,
+    };
+    if (this.rabbitmq) {
+      span[A.routingKey] = routingKey;
+      span[A.rabbitmqRoutingKey] = routingKey;
+    }
+    const settle = (operation: SettleOperation): Attributes => ({
+      ...metric,
+      [A.systemName]: this.system,
+      [A.operationType]: OPERATION_TYPES.settle,
+      [A.operationName]: operation,
+    });
+    cached = {
+      destination,
+      name: `process ${destination}`,
+      span,
+      metric,
+      consumed: { ...metric, [A.operationName]: 'process' },
+      settle: {
+        ack: settle('ack'),
+        retry: settle('retry'),
+        dead_letter: settle('dead_letter'),
+        requeue: settle('requeue'),
+      },
+      failedMetric: new Map(),
+    };
+    remember(this.processes, key, cached);
+    return cached;
+  }
 
   /** The depth of each queue, asked at most once per interval; a queue that fails is left out. */
   private depths(queues: readonly string[]): Promise<Map<string, number>> {
@@ -274,7 +355,7 @@ class PublishTrace implements PublishProbe {
   readonly tracestate: string | undefined;
   private readonly span: Span | undefined;
   private readonly context: Context | undefined;
-  private readonly attributes: Attributes;
+  private readonly attributes: SendAttributes;
   private readonly started = performance.now();
 
   constructor(
@@ -283,42 +364,31 @@ class PublishTrace implements PublishProbe {
     tracing: boolean,
   ) {
     const envelope = publication.envelope;
-    const destination = destinationName(envelope.exchange, envelope.type);
-    const event = `${envelope.exchange}.${envelope.event}`;
-    this.attributes = {
-      ...service.metricBase,
-      [A.operationName]: 'send',
-      [A.destinationName]: destination,
-      [A.event]: event,
-      [A.version]: envelope.version,
-    };
+    this.attributes = service.sendAttributes(
+      envelope.exchange,
+      envelope.type,
+      envelope.event,
+      envelope.version,
+    );
     if (!tracing) {
       this.traceparent = envelope.traceparent;
       this.tracestate = envelope.tracestate;
       return;
     }
     const parent = parentOf(service, publication);
-    const attributes: Attributes = {
-      ...service.spanBase,
-      [A.operationName]: 'send',
-      [A.destinationName]: destination,
-      [A.event]: event,
-      [A.version]: envelope.version,
-      [A.operationType]: OPERATION_TYPES.send,
-      [A.messageId]: envelope.id,
-      [A.conversationId]: envelope.correlationId,
-    };
-    if (service.rabbitmq) {
-      attributes[A.routingKey] = envelope.type;
-      attributes[A.rabbitmqRoutingKey] = envelope.type;
-    }
-    if (envelope.causationId !== undefined) attributes[A.causationId] = envelope.causationId;
-    this.span = service.tracer.startSpan(
-      `send ${destination}`,
-      { kind: SpanKind.PRODUCER, attributes },
+    const span = service.tracer.startSpan(
+      this.attributes.name,
+      { kind: SpanKind.PRODUCER, attributes: this.attributes.span },
       parent,
     );
-    this.context = trace.setSpan(parent, this.span);
+    if (span.isRecording()) {
+      span.setAttribute(A.messageId, envelope.id);
+      span.setAttribute(A.conversationId, envelope.correlationId);
+      if (envelope.causationId !== undefined)
+        span.setAttribute(A.causationId, envelope.causationId);
+    }
+    this.span = span;
+    this.context = trace.setSpan(parent, span);
     const carrier: Record<string, string> = {};
     service.propagator.inject(this.context, carrier, defaultTextMapSetter);
     if (carrier.traceparent !== undefined) {
@@ -349,9 +419,7 @@ class PublishTrace implements PublishProbe {
     const instruments = this.service.instruments;
     if (instruments) {
       const attributes =
-        error === undefined
-          ? this.attributes
-          : { ...this.attributes, [A.errorType]: errorType(error) };
+        error === undefined ? this.attributes.metric : failedAttributes(this.attributes, error);
       instruments.sent.add(1, attributes);
       instruments.operationDuration.record((performance.now() - this.started) / 1000, attributes);
     }
@@ -396,8 +464,7 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
   /** The process span's context: the handler runs in it. */
   readonly context: Context | undefined;
   private readonly span: Span | undefined;
-  private readonly attributes: Attributes;
-  private readonly destination: string;
+  private readonly attributes: ProcessAttributes;
   /** The handler threw: the process span already says why. */
   private handlerFailed = false;
 
@@ -410,55 +477,46 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
     const message = inner.message;
     const h = message.properties.headers;
     const type = text(h[HEADERS.type]) ?? text(h.task) ?? message.routingKey;
-    const parsed = parseRoutingKey(type);
-    this.destination = destinationName(message.exchange, message.routingKey, handler.queue);
-    this.attributes = { ...service.metricBase, [A.destinationName]: this.destination };
-    if (parsed) {
-      this.attributes[A.event] = `${parsed.exchange}.${parsed.event}`;
-      this.attributes[A.version] = parsed.version;
-    }
+    const attributes = service.processAttributes(
+      message.exchange,
+      message.routingKey,
+      type,
+      handler,
+    );
+    this.attributes = attributes;
     const instruments = service.instruments;
     if (instruments) {
-      instruments.consumed.add(1, { ...this.attributes, [A.operationName]: 'process' });
+      instruments.consumed.add(1, attributes.consumed);
       const sentAt = sentTime(h, message.properties.timestamp);
       if (sentAt !== undefined) {
-        instruments.lag.record(Math.max(0, Date.now() - sentAt) / 1000, this.attributes);
+        instruments.lag.record(Math.max(0, Date.now() - sentAt) / 1000, attributes.metric);
       }
     }
     if (!tracing) return;
     const creation = service.propagator.extract(ROOT_CONTEXT, h, headerGetter);
     const creationSpan = trace.getSpanContext(creation);
     const links: Link[] | undefined = creationSpan ? [{ context: creationSpan }] : undefined;
-    const attributes: Attributes = {
-      ...this.attributes,
-      [A.systemName]: service.system,
-      [A.consumerGroup]: handler.queue,
-      [A.operationType]: OPERATION_TYPES.process,
-      [A.operationName]: 'process',
-      [A.handler]: handler.name,
-      [A.attempt]: attemptsOf(message) + 1,
-      [A.bodySize]: message.body.length,
-    };
-    const id = text(h[HEADERS.id]) ?? text(h.id) ?? message.properties.messageId;
-    if (id !== undefined) attributes[A.messageId] = id;
-    const conversation = text(h.root_id) ?? message.properties.correlationId;
-    if (conversation !== undefined) attributes[A.conversationId] = conversation;
-    const causation = text(h[HEADERS.causationId]) ?? text(h.parent_id);
-    if (causation !== undefined) attributes[A.causationId] = causation;
-    if (service.rabbitmq) {
-      attributes[A.routingKey] = message.routingKey;
-      attributes[A.rabbitmqRoutingKey] = message.routingKey;
-    }
     // The message's creation context is the parent, so one order is one trace across services;
     // the link says the same in the form the conventions recommend. The ambient context is
     // deliberately ignored: a delivery that waited for a free handler runs from the promise of
     // the one before it, whose context is not this message's.
-    this.span = service.tracer.startSpan(
-      `process ${this.destination}`,
-      { kind: SpanKind.CONSUMER, attributes, ...(links && { links }) },
+    const span = service.tracer.startSpan(
+      attributes.name,
+      { kind: SpanKind.CONSUMER, attributes: attributes.span, ...(links && { links }) },
       creation,
     );
-    this.context = trace.setSpan(creation, this.span);
+    if (span.isRecording()) {
+      span.setAttribute(A.attempt, attemptsOf(message) + 1);
+      span.setAttribute(A.bodySize, message.body.length);
+      const id = text(h[HEADERS.id]) ?? text(h.id) ?? message.properties.messageId;
+      if (id !== undefined) span.setAttribute(A.messageId, id);
+      const conversation = text(h.root_id) ?? message.properties.correlationId;
+      if (conversation !== undefined) span.setAttribute(A.conversationId, conversation);
+      const causation = text(h[HEADERS.causationId]) ?? text(h.parent_id);
+      if (causation !== undefined) span.setAttribute(A.causationId, causation);
+    }
+    this.span = span;
+    this.context = trace.setSpan(creation, span);
   }
 
   get delivery(): Delivery {
@@ -482,15 +540,18 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
     const instruments = this.service.instruments;
     try {
       const result = await handler();
-      instruments?.processDuration.record((performance.now() - started) / 1000, this.attributes);
+      instruments?.processDuration.record(
+        (performance.now() - started) / 1000,
+        this.attributes.metric,
+      );
       return result;
     } catch (error) {
       this.handlerFailed = true;
       if (this.span) failed(this.span, error);
-      instruments?.processDuration.record((performance.now() - started) / 1000, {
-        ...this.attributes,
-        [A.errorType]: errorType(error),
-      });
+      instruments?.processDuration.record(
+        (performance.now() - started) / 1000,
+        failedAttributes(this.attributes, error),
+      );
       throw error;
     }
   }
@@ -536,19 +597,14 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
     settle: () => Promise<void>,
   ): Promise<void> {
     let span: Span | undefined;
-    if (this.span && this.context && this.service.settleSpans) {
-      const attributes: Attributes = {
-        ...this.attributes,
-        [A.systemName]: this.service.system,
-        [A.operationType]: OPERATION_TYPES.settle,
-        [A.operationName]: operation,
-      };
-      if (reason !== undefined) attributes[A.deadLetterReason] = reason;
+    // A settle span under a process span that is not recorded would not be either.
+    if (this.span?.isRecording() && this.context && this.service.settleSpans) {
       span = this.service.tracer.startSpan(
-        `${operation} ${this.destination}`,
-        { kind: SpanKind.CLIENT, attributes },
+        `${operation} ${this.attributes.destination}`,
+        { kind: SpanKind.CLIENT, attributes: this.attributes.settle[operation] },
         this.context,
       );
+      if (reason !== undefined) span.setAttribute(A.deadLetterReason, reason);
     }
     return settle().then(
       () => {
@@ -569,13 +625,11 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
   private settled(operation: SettleOperation, reason: string | undefined): void {
     const instruments = this.service.instruments;
     if (!instruments) return;
-    if (operation === 'ack') instruments.acked.add(1, this.attributes);
-    else if (operation === 'retry') instruments.retried.add(1, this.attributes);
+    const attributes = this.attributes.metric;
+    if (operation === 'ack') instruments.acked.add(1, attributes);
+    else if (operation === 'retry') instruments.retried.add(1, attributes);
     else if (operation === 'dead_letter') {
-      instruments.deadLettered.add(1, {
-        ...this.attributes,
-        [A.deadLetterReason]: reason ?? 'unknown',
-      });
+      instruments.deadLettered.add(1, { ...attributes, [A.deadLetterReason]: reason ?? 'unknown' });
     }
   }
 }
@@ -598,6 +652,49 @@ function failed(span: Span, error: unknown): void {
   span.recordException(exception);
   span.setAttribute(A.errorType, type);
   span.setStatus({ code: SpanStatusCode.ERROR, message });
+}
+
+/** The attributes of one kind of message, built once per service (see `sendAttributes`). */
+interface SendAttributes {
+  readonly name: string;
+  readonly span: Attributes;
+  readonly metric: Attributes;
+  /** `metric` with `error.type`, by error type. */
+  readonly failedMetric: Map<string, Attributes>;
+}
+
+/** The attributes of one kind of delivery to one handler (see `processAttributes`). */
+interface ProcessAttributes {
+  readonly destination: string;
+  readonly name: string;
+  readonly span: Attributes;
+  readonly metric: Attributes;
+  /** `metric` with `messaging.operation.name` = `process`, for the consumed counter. */
+  readonly consumed: Attributes;
+  readonly settle: Readonly<Record<SettleOperation, Attributes>>;
+  /** `metric` with `error.type`, by error type. */
+  readonly failedMetric: Map<string, Attributes>;
+}
+
+/** Metric attributes with `error.type`, kept per error type (a low-cardinality set). */
+function failedAttributes(
+  attributes: { readonly metric: Attributes; readonly failedMetric: Map<string, Attributes> },
+  error: unknown,
+): Attributes {
+  const type = errorType(error);
+  const cache = attributes.failedMetric;
+  let found = cache.get(type);
+  if (!found) {
+    found = { ...attributes.metric, [A.errorType]: type };
+    if (cache.size < 64) cache.set(type, found);
+  }
+  return found;
+}
+
+/** Keeps a value in a cache of at most 1000 entries (routing keys are few; a stranger may send many). */
+function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  if (cache.size >= 1000) cache.clear();
+  cache.set(key, value);
 }
 
 /** `error.type`: the error's class name, low in cardinality; `_OTHER` for a thrown non-Error. */
