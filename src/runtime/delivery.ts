@@ -39,17 +39,24 @@ export function processDelivery(
   h: RegisteredHandler,
   delivery: Delivery,
 ): Promise<void> {
-  const probe = scope.service.instrumentation?.deliver(delivery, h);
-  if (!probe) return processMessage(scope, h, delivery, undefined);
-  return probe
-    .run(() => processMessage(scope, h, probe.delivery, probe))
-    .then(
-      () => probe.end(undefined),
-      (error: unknown) => {
-        probe.end(error);
-        throw error;
-      },
-    );
+  const hooks = scope.service.instrumentation;
+  if (!hooks) return processMessage(scope, h, delivery, undefined);
+  try {
+    const probe = hooks.deliver(delivery, h);
+    if (!probe) return processMessage(scope, h, delivery, undefined);
+    return probe
+      .run(() => processMessage(scope, h, probe.delivery, probe))
+      .then(
+        () => probe.end(undefined),
+        (error: unknown) => {
+          probe.end(error);
+          throw error;
+        },
+      );
+  } catch (error) {
+    // A hook that throws fails this delivery like any failure to settle, never the dispatcher.
+    return Promise.reject(error);
+  }
 }
 
 async function processMessage(

@@ -282,6 +282,44 @@ describe('the instrumentation seam', () => {
   });
 });
 
+describe('a hook that throws', () => {
+  it('fails only the delivery it was called for, which is delivered again', async () => {
+    const broker = new MemoryBroker();
+    const { logger, lines } = memoryLogger();
+    let throws = true;
+    const instrumentation: Instrumentation = {
+      forService: () => ({
+        publish: () => undefined,
+        deliver: () => {
+          if (throws) {
+            throws = false;
+            throw new Error('a broken hook');
+          }
+          return undefined;
+        },
+      }),
+    };
+    const consumer = createService({
+      name: 'billing',
+      transport: broker.transport(),
+      logger,
+      instrumentation,
+    });
+    let handled = 0;
+    consumer.on(placed, () => {
+      handled++;
+    });
+    await consumer.start();
+    const producer = createService({ name: 'shop', transport: broker.transport() });
+    await producer.publish(placed, { id: 1 });
+    await until(() => handled === 1);
+    await consumer.stop();
+    expect(lines.map((l) => l.message)).toEqual([
+      'failed to settle a message of billing.shop.placed; it will be delivered again',
+    ]);
+  });
+});
+
 describe('without instrumentation', () => {
   it("forwards the handled message's traceparent and tracestate on ctx.publish", async () => {
     const broker = new MemoryBroker();
