@@ -6,6 +6,7 @@ export {
   MemoryIdempotencyStore,
 } from './idempotency.js';
 export { consoleLogger, type Logger, silentLogger } from './logger.js';
+export type { Outbox, OutboxEntry, OutboxTransaction } from './outbox.js';
 export {
   DEFAULT_RETRY_POLICY,
   type ResolvedRetryPolicy,

@@ -29,6 +29,7 @@ import type {
 } from '../transports/transport.js';
 import { type ClaimResult, IDEMPOTENCY_DEFAULTS, type IdempotencyOptions } from './idempotency.js';
 import { consoleLogger, type Logger } from './logger.js';
+import type { Outbox, OutboxTransaction } from './outbox.js';
 import {
   isRetryable,
   type ResolvedRetryPolicy,
@@ -100,6 +101,13 @@ export interface ServiceOptions {
    * their exchanges declared by `start()`, and appear in `describe()` (AsyncAPI, topology).
    */
   readonly publishes?: readonly AnyEvent[] | undefined;
+  /**
+   * Where `publish(event, payload, { tx })` writes its messages instead of sending them: a
+   * transactional outbox (`PostgresOutbox` from `tidings/postgres`), whose relay publishes them
+   * once the transaction has committed. Publishing without `tx` is unaffected.
+   * @defaultValue none: a publish with `tx` rejects with `ConfigError`
+   */
+  readonly outbox?: Outbox | undefined;
 }
 
 /** What a service publishes and consumes, for documentation and tooling. */
@@ -192,6 +200,19 @@ export interface PublishOptions<Ver extends number = number> {
   readonly traceparent?: string | undefined;
   /** Wire format of this message. @defaultValue the service's, else the exchange's */
   readonly format?: WireFormat | undefined;
+  /**
+   * Write the message into the service's outbox in this transaction (with `tidings/postgres`, the
+   * `pg` client on which you ran `BEGIN`) instead of sending it: it is published after, and only
+   * if, the transaction commits. The publish resolves once the message is written.
+   * @defaultValue none: the message is sent now
+   */
+  readonly tx?: OutboxTransaction | undefined;
+  /**
+   * With `tx`: messages of one key (say `order:42`) are published in the order their
+   * transactions committed. Ignored without `tx`.
+   * @defaultValue none: no order relative to other messages
+   */
+  readonly orderingKey?: string | undefined;
 }
 
 /** Publishes a typed event; resolves with the envelope once the broker has the message. */
@@ -311,6 +332,7 @@ export class Service {
   private readonly publishes: readonly AnyEvent[];
   private readonly idempotency: IdempotencyOptions | undefined;
   private readonly format: WireFormat | undefined;
+  private readonly outbox: Outbox | undefined;
   private readonly declaredExchanges = new Set<string>();
   private readonly declaring = new Map<string, Promise<void>>();
   private readonly listeners: { [K in keyof ServiceEvents]?: Listener<ServiceEvents[K]>[] } = {};
@@ -348,6 +370,9 @@ export class Service {
     for (const e of options?.publishes ?? []) {
       if (e?.kind !== 'event') problems.push('publishes must list events made by defineEvent()');
     }
+    if (options?.outbox !== undefined && typeof options.outbox?.write !== 'function') {
+      problems.push('outbox must have a write() method (for example new PostgresOutbox({ pool }))');
+    }
     if (problems.length > 0) {
       throw new ConfigError(problems, `options for service ${JSON.stringify(options?.name)}`);
     }
@@ -363,6 +388,7 @@ export class Service {
     this.publishes = [...(options.publishes ?? [])];
     this.idempotency = options.idempotency;
     this.format = options.format;
+    this.outbox = options.outbox;
   }
 
   /** The events this service publishes and the handlers it runs. */
@@ -631,7 +657,8 @@ export class Service {
   /**
    * Publishes an event (validated first; nothing is sent when it is invalid). Resolves with the
    * envelope once the broker has accepted the message; rejects with `ValidationError`,
-   * `UnroutableError` (per the `unroutable` policy) or a transport error.
+   * `UnroutableError` (per the `unroutable` policy) or a transport error. With `tx`, writes the
+   * message into the service's outbox in that transaction instead, and resolves once written.
    */
   publish: Publish = (event, payload, options) => this.send(event, payload, options, undefined);
 
@@ -704,6 +731,7 @@ export class Service {
             body: Buffer.from(JSON.stringify(value)),
             properties: envelopeToProperties(envelope),
           };
+    if (options?.tx !== undefined) return this.writeToOutbox(options, envelope, message);
     const sent = this.declaredExchanges.has(exchange)
       ? this.transport.publish(message)
       : this.declareExchange(exchange).then(() => this.transport.publish(message));
@@ -724,6 +752,29 @@ export class Service {
       }
       return envelope;
     });
+  }
+
+  /** `publish(..., { tx })`: hands the message to the outbox instead of the transport. */
+  private writeToOutbox(
+    options: PublishOptions,
+    envelope: Envelope,
+    message: OutgoingMessage,
+  ): Promise<Envelope> {
+    if (!this.outbox) {
+      throw new ConfigError(
+        [
+          'publish with `tx` needs an outbox: createService({ outbox: new PostgresOutbox({ pool }) })',
+        ],
+        `options for service ${JSON.stringify(this.name)}`,
+      );
+    }
+    const key = options.orderingKey;
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0)) {
+      throw new TypeError(`${this.name}.publish: orderingKey must be a non-empty string`);
+    }
+    return this.outbox
+      .write(options.tx!, { message, envelope, orderingKey: key })
+      .then(() => envelope);
   }
 
   // The producer declares the exchanges it publishes to, so publishing before any consumer has
