@@ -18,6 +18,7 @@ import {
   Table,
 } from './pg-table.js';
 
+export * from '../outbox/index.js';
 export { IdempotencyStoreError } from './errors.js';
 
 export {
