@@ -96,13 +96,25 @@ describe.skipIf(!up)('tidings outbox on PostgreSQL', () => {
       await migrate.run('outbox', 'migrate', '--database', withPassword, '--table', table),
     ).toBe(0);
     expect(migrate.out()).toMatch(
-      /outbox tidings_test_cli_\S+ is ready on postgres:\/\/postgres:\*\*\*@/,
+      /outbox tidings_test_cli_\S+ is ready on postgres:\/\/postgres:\*\*\*@.*no notify trigger: relays poll/,
     );
     expect(migrate.out()).not.toContain('s3cret-pw');
     const outbox = new PostgresOutbox({ pool: fixture.pool(), table });
-    await outbox.checkSchema();
-    // Already there: migrating again changes nothing.
-    await outbox.migrate();
+    expect(await outbox.checkSchema()).toEqual({ notifies: false });
+    const notify = cli();
+    expect(
+      await notify.run(
+        'outbox',
+        'migrate',
+        '--notify',
+        '--database',
+        DATABASE_URL,
+        '--table',
+        table,
+      ),
+    ).toBe(0);
+    expect(notify.out()).toMatch(/commits notify its channel/);
+    expect(await outbox.checkSchema()).toEqual({ notifies: true });
 
     const status = cli();
     expect(await status.run('outbox', 'status', '--database', DATABASE_URL, '--table', table)).toBe(

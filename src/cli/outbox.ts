@@ -59,9 +59,9 @@ async function withOutbox<T>(
   }
 }
 
-/** `tidings outbox migrate [--print]`: creates the table (or prints its SQL). */
+/** `tidings outbox migrate [--notify] [--print]`: creates the table (or prints its SQL). */
 export async function outboxMigrate(
-  options: OutboxTarget & { print: boolean },
+  options: OutboxTarget & { print: boolean; notify: boolean },
   io: Io,
 ): Promise<number> {
   if (options.print) {
@@ -72,16 +72,18 @@ export async function outboxMigrate(
         pool: noPool,
         ...(options.table === undefined ? {} : { table: options.table }),
       });
-      io.stdout(outbox.migrationSql());
+      io.stdout(outbox.migrationSql({ notify: options.notify }));
     } catch (error) {
       throw new CliError((error as Error).message, { cause: error });
     }
     return 0;
   }
   await withOutbox(options, async (outbox) => {
-    await outbox.migrate();
+    await outbox.migrate({ notify: options.notify });
+    const { notifies } = await outbox.checkSchema();
     io.stdout(
-      `outbox ${outbox.name} is ready on ${redactUrl(options.database!)} (created what was missing)\n`,
+      `outbox ${outbox.name} is ready on ${redactUrl(options.database!)} (created what was missing; ` +
+        `${notifies ? 'commits notify its channel' : 'no notify trigger: relays poll'})\n`,
     );
   });
   return 0;

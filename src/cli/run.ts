@@ -124,9 +124,11 @@ Options:
 The transactional outbox of tidings/postgres (docs/outbox.md). The database is --database <url>,
 else the DATABASE_URL variable; the table is --table <name>, else tidings_outbox.
 
-  migrate [--print]                 create the table, its indexes and its notify trigger where
-                                    missing (safe to run again); --print writes the SQL instead,
-                                    for your own migrations, without connecting
+  migrate [--notify] [--print]      create the table and its indexes where missing (safe to run
+                                    again); --notify adds a trigger that wakes relays of other
+                                    processes on each commit (it serialises those commits: see
+                                    docs/outbox.md); --print writes the SQL instead, for your own
+                                    migrations, without connecting
   status [--json] [--limit <n>]     pending messages, the lag of the oldest, parked and retrying
                                     ones with their last error (up to --limit each, default 10)
   retry (--id <id>... | --all)      put parked messages back in line, attempts reset
@@ -353,9 +355,16 @@ async function outbox(sub: string | undefined, args: readonly string[], io: Io):
   });
   switch (sub) {
     case 'migrate': {
-      const o = parse(args, { ...target, print: { type: 'boolean' } }, 'outbox');
+      const o = parse(
+        args,
+        { ...target, print: { type: 'boolean' }, notify: { type: 'boolean' } },
+        'outbox',
+      );
       if (!o) return help('outbox', io);
-      return outboxMigrate({ ...targetOf(o), print: o.values.print === true }, io);
+      return outboxMigrate(
+        { ...targetOf(o), print: o.values.print === true, notify: o.values.notify === true },
+        io,
+      );
     }
     case 'status': {
       const o = parse(

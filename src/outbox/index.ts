@@ -1,8 +1,10 @@
 export type { Outbox, OutboxEntry, OutboxTransaction } from '../runtime/outbox.js';
 export { OutboxError, OutboxSchemaError } from './errors.js';
 export {
+  type OutboxMigrationOptions,
   type OutboxRow,
   type OutboxRowState,
+  type OutboxSchema,
   type OutboxStatus,
   POSTGRES_OUTBOX_TABLE,
   PostgresOutbox,

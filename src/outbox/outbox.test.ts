@@ -43,7 +43,7 @@ describe('PostgresOutbox without a server', () => {
     expect(outbox.channel).toBe('tidings_outbox');
     const qualified = new PostgresOutbox({ pool: fakePool, table: 'app.events_out' });
     expect(qualified.table).toBe('"app"."events_out"');
-    expect(qualified.migrationSql()).toContain(
+    expect(qualified.migrationSql({ notify: true })).toContain(
       'CREATE OR REPLACE FUNCTION "app"."events_out_notify"()',
     );
   });
@@ -54,8 +54,11 @@ describe('PostgresOutbox without a server', () => {
       expect(line).toMatch(/IF NOT EXISTS/);
     }
     expect(sql).toContain('txid xid8 NOT NULL DEFAULT pg_current_xact_id()');
-    expect(sql).toContain('FOR EACH STATEMENT');
-    expect(sql).not.toMatch(/DROP TABLE|DELETE|TRUNCATE/);
+    expect(sql).not.toMatch(/DROP|DELETE|TRUNCATE|TRIGGER|FUNCTION/);
+    // The notify trigger only when asked for; replacing it is all it drops.
+    const notifying = new PostgresOutbox({ pool: fakePool }).migrationSql({ notify: true });
+    expect(notifying).toMatch(/AFTER INSERT ON "tidings_outbox" FOR EACH STATEMENT/);
+    expect(notifying.match(/DROP \w+/g)).toEqual(['DROP TRIGGER']);
   });
 
   it('refuses a tx that cannot run queries, with an OutboxError', async () => {
@@ -127,7 +130,9 @@ describe.skipIf(!up)('PostgresOutbox on PostgreSQL', () => {
         new PostgresOutbox({ pool: p, table: created.name }).migrate(),
       ),
     );
-    await created.checkSchema();
+    expect(await created.checkSchema()).toEqual({ notifies: false });
+    await created.migrate({ notify: true });
+    expect(await created.checkSchema()).toEqual({ notifies: true });
     expect(await created.status()).toMatchObject({ pending: 0, failed: 0, sent: 0, lagMs: 0 });
   });
 

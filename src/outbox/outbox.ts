@@ -5,7 +5,14 @@ import { Table } from '../stores/pg-table.js';
 import { encodeProperties } from './codec.js';
 import { OutboxError, OutboxSchemaError } from './errors.js';
 import { OutboxRelay, type OutboxRelayOptions } from './relay.js';
-import { channelOf, OUTBOX_COLUMN_NAMES, OUTBOX_COLUMNS, outboxExtras, PENDING } from './schema.js';
+import {
+  channelOf,
+  NOTIFY_TRIGGER,
+  OUTBOX_COLUMN_NAMES,
+  OUTBOX_COLUMNS,
+  outboxExtras,
+  PENDING,
+} from './schema.js';
 
 /** Default table of {@link PostgresOutbox}. */
 export const POSTGRES_OUTBOX_TABLE = 'tidings_outbox';
@@ -25,6 +32,24 @@ export interface PostgresOutboxOptions {
    * @defaultValue `'tidings_outbox'`
    */
   readonly table?: string;
+}
+
+/** Options of {@link PostgresOutbox.migrationSql} and {@link PostgresOutbox.migrate}. */
+export interface OutboxMigrationOptions {
+  /**
+   * Also create a trigger that notifies the table's channel on every commit that wrote to it,
+   * so relays in other processes wake at once. It costs write throughput: transactions that
+   * notify commit one at a time. Relays of the same `PostgresOutbox` object are woken in-process
+   * without it, and every relay polls.
+   * @defaultValue false
+   */
+  readonly notify?: boolean | undefined;
+}
+
+/** What {@link PostgresOutbox.checkSchema} found. */
+export interface OutboxSchema {
+  /** Whether the table has its notify trigger (migrated with `notify`). */
+  readonly notifies: boolean;
 }
 
 /** How far the outbox's relays are behind, and what is stuck. See {@link PostgresOutbox.status}. */
@@ -109,6 +134,7 @@ export class PostgresOutbox implements Outbox {
   private readonly t: Table;
   private readonly insert: string;
   private readonly insertKeyed: string;
+  private readonly writeListeners = new Set<() => void>();
 
   constructor(options: PostgresOutboxOptions) {
     const problems: string[] = [];
@@ -140,12 +166,12 @@ INSERT INTO ${this.table} (${columns}) SELECT $1, $2, $3, $4, $5::jsonb, $6 FROM
   }
 
   /**
-   * The SQL that creates the table, its indexes and its notify trigger, as one script that is
-   * safe to run again (every statement is `IF NOT EXISTS` or `OR REPLACE`). Run it in your own
+   * The SQL that creates the table and its indexes (and, with `notify`, its notify trigger), as
+   * one script that is safe to run again: it creates only what is missing. Run it in your own
    * migrations, or with {@link PostgresOutbox.migrate} / `tidings outbox migrate`.
    */
-  migrationSql(): string {
-    return `${this.t.script(OUTBOX_COLUMNS, outboxExtras(this.t))}\n`;
+  migrationSql(options: OutboxMigrationOptions = {}): string {
+    return `${this.t.script(OUTBOX_COLUMNS, outboxExtras(this.t, options.notify === true))}\n`;
   }
 
   /**
@@ -153,18 +179,26 @@ INSERT INTO ${this.table} (${columns}) SELECT $1, $2, $3, $4, $5::jsonb, $6 FROM
    * several processes at once (an advisory lock serialises them). Call it from a deployment step,
    * not from every service start: the outbox never creates its table by itself.
    */
-  async migrate(): Promise<void> {
+  async migrate(options: OutboxMigrationOptions = {}): Promise<void> {
     try {
-      await this.pool.query(this.migrationSql());
+      await this.pool.query(this.migrationSql(options));
     } catch (cause) {
       throw new OutboxError('migrate', this.name, describe(cause), { cause });
     }
   }
 
-  /** Resolves when the table exists with every column; rejects with {@link OutboxSchemaError} if not. */
-  async checkSchema(): Promise<void> {
+  /**
+   * Resolves when the table exists with every column, saying whether it notifies; rejects with
+   * {@link OutboxSchemaError} if not.
+   */
+  async checkSchema(): Promise<OutboxSchema> {
     try {
       await this.pool.query(`SELECT ${OUTBOX_COLUMN_NAMES.join(', ')} FROM ${this.table} LIMIT 0`);
+      const trigger = await this.pool.query(
+        'SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2',
+        [this.table, NOTIFY_TRIGGER(this.t).slice(1, -1)],
+      );
+      return { notifies: trigger.rows.length > 0 };
     } catch (cause) {
       const code = (cause as { code?: unknown })?.code;
       // 42P01 undefined_table, 42703 undefined_column, 3F000 invalid_schema_name
@@ -207,6 +241,18 @@ INSERT INTO ${this.table} (${columns}) SELECT $1, $2, $3, $4, $5::jsonb, $6 FROM
       if (code === '42P01' || code === '42703') throw new OutboxSchemaError(this.name, { cause });
       throw new OutboxError('write', this.name, describe(cause), { cause });
     }
+    for (const listener of this.writeListeners) listener();
+  }
+
+  /**
+   * Calls `listener` after each write through this object (before its transaction commits): how
+   * relays of this outbox in this process know to look soon. Returns a function that removes it.
+   */
+  onWrite(listener: () => void): () => void {
+    this.writeListeners.add(listener);
+    return () => {
+      this.writeListeners.delete(listener);
+    };
   }
 
   /** A relay that publishes this outbox's committed rows through `options.transport`; call `start()`. */

@@ -332,6 +332,7 @@ describe.skipIf(!up)('OutboxRelay on PostgreSQL and RabbitMQ', () => {
     const [parked] = await outbox.inspect('failed');
     expect(parked).toMatchObject({ orderingKey: 'blocked', attempts: 3 });
     expect(parked!.lastError).toMatch(/^UnroutableError: No queue is bound to receive/);
+    await until(async () => (await outbox.status()).pending === 0, 'the rows marked sent');
     expect(await outbox.status()).toMatchObject({ pending: 0, failed: 1 });
     expect(relay.stats).toMatchObject({ failed: 3, parked: 1 });
 
@@ -348,6 +349,8 @@ describe.skipIf(!up)('OutboxRelay on PostgreSQL and RabbitMQ', () => {
     topologies.push(late.topology());
     expect(await outbox.retry('all')).toBe(1);
     await waitFor(() => orphans.length === 1, 'the retried message');
+    // Marked sent once confirmed, which may come a moment after the delivery.
+    await until(async () => (await outbox.status()).pending === 0, 'the retried row marked sent');
     expect(await outbox.status()).toMatchObject({ pending: 0, failed: 0 });
   });
 
@@ -433,16 +436,35 @@ describe.skipIf(!up)('OutboxRelay on PostgreSQL and RabbitMQ', () => {
     }
   }, 90_000);
 
-  it('is woken by the commit (LISTEN) without polling, and polls when told not to listen', async () => {
-    const listening = await setup({ pollIntervalMs: 600_000 });
-    await listening.relay.start();
-    await inTransaction(listening.pool, (tx) =>
-      publish(listening.writer, listening.event, tx, 'k', 1, 'notified'),
-    );
-    await waitFor(() => listening.received.length === 1, 'a delivery woken by NOTIFY');
+  it('sees a write through its own outbox at once, without polling or NOTIFY', async () => {
+    const { pool, event, writer, relay, received } = await setup({ pollIntervalMs: 600_000 });
+    await relay.start();
+    // Long after the relay went to sleep for ten minutes.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await inTransaction(pool, async (tx) => {
+      await publish(writer, event, tx, 'k', 1, 'in-process');
+      // The commit comes a while after the write: the relay keeps looking.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    });
+    await waitFor(() => received.length === 1, 'a delivery woken in-process');
+  });
 
-    const polling = await setup({ listen: false, pollIntervalMs: 100 });
-    await polling.relay.start();
+  it('with notify, is woken by a commit in another process (LISTEN); without, polls', async () => {
+    const { pool, outbox, event, writer, received } = await setup();
+    await outbox.migrate({ notify: true });
+    // A relay on an outbox object of its own, as in another process: only NOTIFY can wake it.
+    const elsewhere = new PostgresOutbox({ pool: fixture.pool(), table: outbox.name });
+    const listening = startRelay(elsewhere, { transport: transport(), pollIntervalMs: 600_000 });
+    await listening.start();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await inTransaction(pool, (tx) => publish(writer, event, tx, 'k', 1, 'notified'));
+    await waitFor(() => received.length === 1, 'a delivery woken by NOTIFY');
+    await listening.stop();
+
+    const polling = await setup();
+    const other = new PostgresOutbox({ pool: fixture.pool(), table: polling.outbox.name });
+    const poller = startRelay(other, { transport: transport(), pollIntervalMs: 100 });
+    await poller.start();
     await inTransaction(polling.pool, (tx) =>
       publish(polling.writer, polling.event, tx, 'k', 1, 'polled'),
     );

@@ -14,6 +14,15 @@ import { decodeRow } from './codec.js';
 import { describeFailure, OutboxError } from './errors.js';
 import type { PostgresOutbox } from './outbox.js';
 
+/**
+ * After a write through its outbox object, a relay looks `SOON_MS` later (the write precedes its
+ * commit by a little), then every `HOT_INTERVAL_MS` until `HOT_WINDOW_MS` have passed without a
+ * write: a commit is seen within milliseconds without NOTIFY, and an idle relay polls slowly.
+ */
+const SOON_MS = 2;
+const HOT_INTERVAL_MS = 10;
+const HOT_WINDOW_MS = 1000;
+
 /** An exponential backoff: `initialDelayMs`, doubling on each further failure, capped at `maxDelayMs`. */
 export interface OutboxBackoff {
   readonly initialDelayMs?: number | undefined;
@@ -36,15 +45,16 @@ export interface OutboxRelayOptions {
    */
   readonly concurrency?: number | undefined;
   /**
-   * How often the table is looked at when no notification came, in milliseconds: the delay of a
-   * message when LISTEN is unavailable, and of a retry that became due.
+   * How often the table is looked at when nothing woke the relay, in milliseconds: the longest
+   * delay of a message written by another process (without `notify`), and of a retry that became
+   * due. Writes through the relay's own `PostgresOutbox` object wake it within milliseconds.
    * @defaultValue 1000
    */
   readonly pollIntervalMs?: number | undefined;
   /**
-   * Hold a connection that LISTENs on the table's channel, so a commit wakes the relay at once.
-   * Off, the relay only polls. It also polls, at `pollIntervalMs`, when on.
-   * @defaultValue true
+   * Hold a connection that LISTENs on the table's channel, so that any commit wakes the relay at
+   * once (the table must have been migrated with `notify`). The relay also polls when on.
+   * @defaultValue true when the table has its notify trigger, else false
    */
   readonly listen?: boolean | undefined;
   /**
@@ -165,6 +175,14 @@ function isMessageFault(error: unknown): boolean {
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
 
+interface Sleeper {
+  /** Whether a commit (a notification, a write) may end the sleep early; an outage backoff may not. */
+  readonly wakeable: boolean;
+  wake(): void;
+  /** Ends the sleep within `ms` instead, if it would last longer. */
+  shorten(ms: number): void;
+}
+
 /** A client that can LISTEN: `pg`'s `Client` and `PoolClient` are. */
 interface ListeningClient extends PgClientLike {
   on(event: 'notification', listener: (message: { channel: string }) => void): unknown;
@@ -189,7 +207,9 @@ function canListen(client: PgClientLike): client is ListeningClient {
  * row in flight, published in commit order. A relay that dies mid-batch loses its locks with its
  * connection: the rows, unmarked, are published again by the next batch (at least once).
  *
- * A LISTEN connection wakes it on commit; it also polls every `pollIntervalMs`. While the broker
+ * A write through its `PostgresOutbox` object makes it look within milliseconds (the write comes
+ * just before its commit); on a table migrated with `notify`, a LISTEN connection wakes it on any
+ * commit; and it polls every `pollIntervalMs`. While the broker
  * (or the database) is unavailable it pauses with a backoff and rows wait. Sent rows are kept
  * `retentionMs`, then deleted by a prune every `pruneIntervalMs`.
  */
@@ -199,7 +219,7 @@ export class OutboxRelay {
   private readonly batchSize: number;
   private readonly concurrency: number;
   private readonly pollIntervalMs: number;
-  private readonly listenEnabled: boolean;
+  private readonly listenOption: boolean | undefined;
   private readonly unroutable: UnroutablePolicy;
   private readonly maxAttempts: number;
   private readonly retryBackoff: { initialDelayMs: number; maxDelayMs: number };
@@ -214,8 +234,10 @@ export class OutboxRelay {
   private readonly declared = new Set<string>();
   private state: State = 'idle';
   private loops: Promise<void>[] = [];
-  private sleepers = new Set<{ wakeable: boolean; wake: () => void }>();
+  private sleepers = new Set<Sleeper>();
   private dirty = false;
+  private hotUntil = 0;
+  private offWrite: (() => void) | undefined;
   private listener: { client: ListeningClient; detach: () => void } | undefined;
   private listenTimer: NodeJS.Timeout | undefined;
   private listening: Promise<void> | undefined;
@@ -252,7 +274,7 @@ export class OutboxRelay {
     this.batchSize = options.batchSize ?? 200;
     this.concurrency = options.concurrency ?? 1;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
-    this.listenEnabled = options.listen ?? true;
+    this.listenOption = options.listen;
     this.unroutable = unroutable;
     this.maxAttempts = maxAttempts;
     this.retryBackoff = retryBackoff;
@@ -305,14 +327,16 @@ FOR UPDATE OF o SKIP LOCKED`;
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new StateError('the outbox relay was already started');
     this.state = 'running';
+    let notifies: boolean;
     try {
-      await this.outbox.checkSchema();
+      ({ notifies } = await this.outbox.checkSchema());
     } catch (error) {
       this.state = 'stopped';
       throw error;
     }
     if (this.state !== 'running') return;
-    if (this.listenEnabled) this.listening = this.listen();
+    if (this.listenOption ?? notifies) this.listening = this.listen();
+    this.offWrite = this.outbox.onWrite(() => this.written());
     if (Number.isFinite(this.pruneIntervalMs)) {
       this.pruneTimer = setInterval(() => this.pruneInBackground(), this.pruneIntervalMs);
     }
@@ -335,6 +359,7 @@ FOR UPDATE OF o SKIP LOCKED`;
       return;
     }
     this.state = 'stopping';
+    this.offWrite?.();
     clearInterval(this.pruneTimer);
     clearTimeout(this.listenTimer);
     for (const s of this.sleepers) s.wake();
@@ -383,18 +408,32 @@ FOR UPDATE OF o SKIP LOCKED`;
     for (const s of this.sleepers) if (s.wakeable) s.wake();
   }
 
+  /** A write through the outbox object: its commit is near, so idle loops look soon and often. */
+  private written(): void {
+    this.hotUntil = Date.now() + HOT_WINDOW_MS;
+    for (const s of this.sleepers) if (s.wakeable) s.shorten(SOON_MS);
+  }
+
   private sleep(ms: number, wakeable: boolean): Promise<void> {
     if (this.state !== 'running') return Promise.resolve();
     return new Promise((resolve) => {
-      const sleeper = {
+      let timer: NodeJS.Timeout;
+      let deadline = Date.now() + ms;
+      const sleeper: Sleeper = {
         wakeable,
         wake: () => {
           clearTimeout(timer);
           this.sleepers.delete(sleeper);
           resolve();
         },
+        shorten: (soon) => {
+          if (deadline <= Date.now() + soon) return;
+          clearTimeout(timer);
+          deadline = Date.now() + soon;
+          timer = setTimeout(sleeper.wake, soon);
+        },
       };
-      const timer = setTimeout(sleeper.wake, ms);
+      timer = setTimeout(sleeper.wake, ms);
       this.sleepers.add(sleeper);
     });
   }
@@ -417,7 +456,11 @@ FOR UPDATE OF o SKIP LOCKED`;
       if (this.outageStreak > 0) this.recovered();
       // A full or partial batch may have unblocked the next row of its keys: look again at once.
       if (claimed > 0 || this.dirty) continue;
-      await this.sleep(this.pollIntervalMs, true);
+      const hot = Date.now() < this.hotUntil;
+      await this.sleep(
+        hot ? Math.min(HOT_INTERVAL_MS, this.pollIntervalMs) : this.pollIntervalMs,
+        true,
+      );
     }
   }
 

@@ -35,27 +35,39 @@ export function channelOf(table: Table): string {
 }
 
 /**
- * Indexes, the notify function and its trigger, after the table and its `expires_at` index:
- * - pending rows by id, the relay's scan;
- * - pending rows by ordering key and id, to find the oldest pending row of a key;
- * - parked rows, for `status` and `retry`;
- * - a statement trigger that notifies the table's channel: PostgreSQL delivers it at commit, and
- *   only on commit, and merges the notifications of one transaction into one.
+ * Indexes after the table and its `expires_at` index: pending rows by id (the relay's scan),
+ * pending rows by ordering key and id (to find the oldest pending row of a key), parked rows
+ * (for `status` and `retry`). With `notify`, also a statement trigger that notifies the table's
+ * channel: PostgreSQL delivers it at commit, only on commit, one per transaction; but a
+ * transaction that notifies holds a global lock from its commit until the commit is on disk, so
+ * such transactions commit one at a time (docs/outbox.md, "Waking the relay").
  */
-export function outboxExtras(table: Table): string {
+export function outboxExtras(table: Table, notify: boolean): string {
   const t = table.sql;
-  const notify = table.related('notify');
-  const channel = channelOf(table).replaceAll("'", "''");
-  return `CREATE INDEX IF NOT EXISTS ${table.bare('pending_idx')} ON ${t} (id) WHERE ${PENDING};
-CREATE INDEX IF NOT EXISTS ${table.bare('key_idx')} ON ${t} (ordering_key, id) WHERE ${PENDING} AND ordering_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ${table.bare('failed_idx')} ON ${t} (id) WHERE failed_at IS NOT NULL;
-CREATE OR REPLACE FUNCTION ${notify}() RETURNS trigger LANGUAGE plpgsql AS $tidings$
+  const statements = [
+    `CREATE INDEX IF NOT EXISTS ${table.bare('pending_idx')} ON ${t} (id) WHERE ${PENDING};`,
+    `CREATE INDEX IF NOT EXISTS ${table.bare('key_idx')} ON ${t} (ordering_key, id) WHERE ${PENDING} AND ordering_key IS NOT NULL;`,
+    `CREATE INDEX IF NOT EXISTS ${table.bare('failed_idx')} ON ${t} (id) WHERE failed_at IS NOT NULL;`,
+  ];
+  if (notify) {
+    const fn = table.related('notify');
+    const channel = channelOf(table).replaceAll("'", "''");
+    statements.push(
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $tidings$
 BEGIN
   PERFORM pg_notify('${channel}', '');
   RETURN NULL;
 END
-$tidings$;
-DROP TRIGGER IF EXISTS ${table.bare('notify')} ON ${t};
-CREATE TRIGGER ${table.bare('notify')} AFTER INSERT ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${notify}();
-COMMENT ON TABLE ${t} IS 'Tidings transactional outbox, schema 1 (docs/outbox.md)';`;
+$tidings$;`,
+      `DROP TRIGGER IF EXISTS ${NOTIFY_TRIGGER(table)} ON ${t};`,
+      `CREATE TRIGGER ${NOTIFY_TRIGGER(table)} AFTER INSERT ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();`,
+    );
+  }
+  statements.push(
+    `COMMENT ON TABLE ${t} IS 'Tidings transactional outbox, schema 1 (docs/outbox.md)';`,
+  );
+  return statements.join('\n');
 }
+
+/** The quoted name of the notify trigger of an outbox table. */
+export const NOTIFY_TRIGGER = (table: Table) => table.bare('notify');
