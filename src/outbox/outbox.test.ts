@@ -281,6 +281,26 @@ describe.skipIf(!up)('PostgresOutbox on PostgreSQL', () => {
     ]);
   });
 
+  it('refuses a pool as tx: its queries would run outside the transaction', async () => {
+    const pool = fixture.pool();
+    const outbox = await fixture.outbox(pool);
+    const error = await outbox
+      .write(pool, {
+        message: {
+          exchange: 'x',
+          routingKey: 'x.v1.y',
+          body: Buffer.from('1'),
+          properties: { headers: {} },
+        },
+        envelope: { id: 'via-pool' } as never,
+        orderingKey: undefined,
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OutboxError);
+    expect((error as Error).message).toMatch(/tx is a pool, not a connection/);
+    expect(await outbox.status()).toMatchObject({ pending: 0 });
+  });
+
   it('works with a pg Client as well as a pool connection', async () => {
     const pool = fixture.pool();
     const outbox = await fixture.outbox(pool);

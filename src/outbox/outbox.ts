@@ -22,7 +22,8 @@ export interface PostgresOutboxOptions {
   /**
    * The pool (`new pg.Pool(...)`) its relays, `status()`, `retry()`, `prune()` and `migrate()`
    * use. Writes do not use it: they go through the caller's transaction. Never closed by Tidings.
-   * A relay holds one connection for LISTEN and one per batch: give the pool at least 3.
+   * A relay holds one connection per batch in flight (two by default) and one for LISTEN when it
+   * listens: size the pool for those and your writers.
    */
   readonly pool: PgPoolLike;
   /**
@@ -223,6 +224,14 @@ INSERT INTO ${this.table} (${columns}) SELECT $1, $2, $3, $4, $5::jsonb, $6 FROM
         'write',
         this.name,
         'tx must be the database connection of an open transaction (the pg client you ran BEGIN on)',
+      );
+    }
+    // A pool runs each query on whichever connection is free, outside any transaction of yours.
+    if ('totalCount' in client && 'idleCount' in client) {
+      throw new OutboxError(
+        'write',
+        this.name,
+        'tx is a pool, not a connection: take one with pool.connect(), run BEGIN on it and pass that client',
       );
     }
     const { message, envelope, orderingKey } = entry;

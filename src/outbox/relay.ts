@@ -9,7 +9,7 @@ import {
 import { consoleLogger, type Logger } from '../runtime/logger.js';
 import type { UnroutablePolicy } from '../runtime/service.js';
 import type { PgClientLike } from '../stores/pg-table.js';
-import { DEFAULT_EXCHANGE, type Transport } from '../transports/transport.js';
+import { DEFAULT_EXCHANGE, type PublishOutcome, type Transport } from '../transports/transport.js';
 import { decodeRow } from './codec.js';
 import { describeFailure, OutboxError } from './errors.js';
 import type { PostgresOutbox } from './outbox.js';
@@ -40,8 +40,9 @@ export interface OutboxRelayOptions {
    */
   readonly batchSize?: number | undefined;
   /**
-   * Batches a relay runs at once, each on its own connection; like that many relays.
-   * @defaultValue 1
+   * Batches a relay runs at once, each on its own connection; like that many relays. With two,
+   * one claims what was committed while the other waits for its confirms and its commit.
+   * @defaultValue 2
    */
   readonly concurrency?: number | undefined;
   /**
@@ -272,7 +273,7 @@ export class OutboxRelay {
     this.outbox = outbox;
     this.transport = options.transport;
     this.batchSize = options.batchSize ?? 200;
-    this.concurrency = options.concurrency ?? 1;
+    this.concurrency = options.concurrency ?? 2;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.listenOption = options.listen;
     this.unroutable = unroutable;
@@ -506,6 +507,9 @@ FOR UPDATE OF o SKIP LOCKED`;
     if (listens) client.on('error', onError);
     let broken: Error | undefined;
     try {
+      // The batch commits synchronously, though a lost mark would only make its rows go out
+      // again: with an asynchronous commit, a database crash could also undo the mark of a row
+      // whose key's next row was published since, and the copies would then arrive out of order.
       await client.query('BEGIN');
       const { rows } = (await client.query(this.claimSql, [this.batchSize])) as unknown as {
         rows: ClaimedRow[];
@@ -555,7 +559,13 @@ FOR UPDATE OF o SKIP LOCKED`;
           );
           return { kind: 'fault', error };
         }
-        return this.transport.publish(message).then(
+        let published: Promise<PublishOutcome>;
+        try {
+          published = this.transport.publish(message);
+        } catch (error) {
+          published = Promise.reject(error);
+        }
+        return published.then(
           (outcome): Outcome => {
             if (outcome.routed || this.unroutable === 'ignore') {
               return { kind: 'sent', routed: outcome.routed };
