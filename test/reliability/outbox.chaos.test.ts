@@ -2,7 +2,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { OutboxRelay } from '../../src/outbox/relay.js';
+import { silentLogger } from '../../src/runtime/logger.js';
+import { createService } from '../../src/runtime/service.js';
 import { uniqueName } from '../../src/testing/broker.js';
+import { amqpTransport } from '../../src/transports/amqp/index.js';
+import { Fixture, inTransaction, recordingConsumer, testEvent } from '../support/outbox.js';
 import {
   AMQP_URL,
   assertBrokerUp,
@@ -10,6 +15,7 @@ import {
   DATABASE_URL,
   duplicatesOf,
   ensureBrokerRunning,
+  openTransport,
   RABBITMQ_NODE,
   type RestartTiming,
   rabbitmqctl,
@@ -318,6 +324,99 @@ describe.skipIf(!restartable)(
     }, 600_000);
   },
 );
+
+describe.skipIf(!restartable)('reliability: an outbox relay started while RabbitMQ is down', () => {
+  afterAll(async () => {
+    await ensureBrokerRunning();
+    await assertBrokerUp();
+  }, 120_000);
+
+  it('keeps the rows waiting, spends no attempt, and publishes them all once RabbitMQ is back', async () => {
+    const fixture = new Fixture();
+    const consumerTransport = openTransport('outbox consumer');
+    const relayTransport = amqpTransport({
+      url: AMQP_URL,
+      connectionName: 'reliability outbox relay',
+      logger: silentLogger,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
+      connectTimeoutMs: 3000,
+      publishTimeoutMs: 5000,
+    });
+    const event = testEvent();
+    const consumer = await recordingConsumer(consumerTransport, event);
+    const topology = consumer.service.topology();
+    const total = 500;
+    let relay: OutboxRelay | undefined;
+    let downMs = 0;
+    try {
+      const pool = fixture.pool();
+      const outbox = await fixture.outbox(pool);
+      const writer = createService({
+        name: 'writer',
+        transport: relayTransport,
+        outbox,
+        logger: silentLogger,
+      });
+      await rabbitmqctl('stop_app');
+      const stopped = Date.now();
+      try {
+        relay = outbox.relay({
+          transport: relayTransport,
+          logger: silentLogger,
+          outageBackoff: { initialDelayMs: 100, maxDelayMs: 1000 },
+        });
+        const outages: unknown[] = [];
+        relay.observe('unavailable', (e) => void outages.push(e.error));
+        await relay.start();
+        for (let i = 0; i < total; i += 50) {
+          await inTransaction(pool, async (tx) => {
+            for (let n = i; n < i + 50; n++) {
+              await writer.publish(
+                event,
+                { key: `k${n % 10}`, seq: n, tag: `m${n}` },
+                n % 2 ? { tx, orderingKey: `k${n % 10}` } : { tx },
+              );
+            }
+          });
+        }
+        await waitUntil(
+          async () => outages.length >= 2,
+          'the relay to find RabbitMQ down twice',
+          60_000,
+        );
+        expect(await outbox.status()).toMatchObject({ pending: total, failed: 0, retrying: 0 });
+      } finally {
+        await ensureBrokerRunning();
+        downMs = Date.now() - stopped;
+      }
+      await waitUntil(
+        async () => new Set(consumer.received.map((r) => r.tag)).size === total,
+        `all ${total} messages after RabbitMQ came back`,
+        120_000,
+      );
+      await waitUntil(async () => (await outbox.status()).pending === 0, 'nothing pending', 60_000);
+      const { rows } = await pool.query(
+        `SELECT max(attempts)::int AS attempts FROM ${outbox.table}`,
+      );
+      const copies = consumer.received.length - total;
+      report('outbox: a relay started while RabbitMQ is down', {
+        messages: total,
+        'RabbitMQ down for': `${downMs} ms`,
+        'relay outages reported': relay.stats.outages,
+        'received after it came back': `${consumer.received.length} (${copies} copies)`,
+        'attempts per row': rows[0].attempts,
+      });
+      expect(rows[0].attempts).toBe(1);
+      expect(relay.stats.parked).toBe(0);
+    } finally {
+      await relay?.stop();
+      await consumer.service.stop();
+      await consumerTransport.deleteTopology(topology, { exchanges: true }).catch(() => {});
+      await Promise.all([consumerTransport.close(), relayTransport.close()]);
+      await fixture.cleanup();
+    }
+  }, 300_000);
+});
 
 if (restartable && RABBITMQ_NODE) {
   console.log(`\n  outbox chaos: restarting the RabbitMQ node ${RABBITMQ_NODE}\n`);
