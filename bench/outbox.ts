@@ -1,23 +1,27 @@
 /**
- * The transactional outbox against a direct publish, side by side in one run, on a local
- * RabbitMQ and PostgreSQL: `npx tsx bench/outbox.ts` prints the figures (and `--json` them as
- * JSON); `measureOutbox()` returns them for the benchmark report.
+ * The transactional outbox against direct publishing, side by side in one run, on a local
+ * RabbitMQ and PostgreSQL: `npx tsx bench/outbox.ts` prints the figures (`--json`: as JSON);
+ * `measureOutbox()` returns them for the benchmark report. Three variants:
  *
- * - **Throughput**: `messages` messages end to end, from the first publish until the consumer
- *   has them all. Direct: `service.publish` with `window` confirms in flight. Outbox: `writers`
- *   concurrent transactions, each `BEGIN; publish(..., { tx }); COMMIT` (one message per
- *   transaction, as a service saving one entity would), and the relay in the same process.
- * - **Latency**: `latencyMessages` messages paced at `rate` per second, from the publish call to
- *   the consumer's handler. Outbox: from the `publish(..., { tx })` call, through the `COMMIT`,
- *   the relay and the broker, to the handler. Added latency is the outbox's percentile minus the
- *   direct one's.
+ * - **direct**: `service.publish(...)`, no database: the broker's and Tidings' own cost;
+ * - **dual write**: what a service without an outbox does, `BEGIN; INSERT item; COMMIT` and then
+ *   `service.publish(...)` (a crash between the two loses the event);
+ * - **outbox**: `BEGIN; INSERT item; publish(..., { tx }); COMMIT`, and the relay, in this process,
+ *   publishes it.
  *
- * The variants run in interleaved rounds (direct, outbox, direct, outbox, ...) so that other load
- * on the machine falls on both alike; each figure is the median of the rounds. The producer, the
- * relay and the consumer (one Tidings service, a quorum queue) share this process.
+ * Throughput: `messages` messages end to end, from the first write until the consumer has them
+ * all; direct keeps `window` confirms in flight, the two others run `writers` transactions at
+ * once (one message each). Latency: `latencyMessages` messages paced at `rate` a second, from the
+ * start of the work (the INSERT; the publish call for direct) to the consumer's handler; for the
+ * two transactional variants also the part until the COMMIT returned. "Added by the outbox" is
+ * the outbox's percentile minus the dual write's (and minus direct's).
+ *
+ * The variants run in interleaved rounds so that other load on the machine falls on all alike;
+ * each figure is the median of the rounds. The producer, the relay and the consumer (one Tidings
+ * service on a quorum queue) share this process.
  *
  * Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), DATABASE_URL (default
- * postgres://postgres@127.0.0.1:5432/test), BENCH_ROUNDS (default 3).
+ * postgres://postgres@127.0.0.1:5432/test), BENCH_ROUNDS (default 3), BENCH_RELAY_CONCURRENCY.
  */
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +31,7 @@ import { z } from 'zod';
 import { defineEvent, defineExchange } from '../src/contracts/event.js';
 import { silentLogger } from '../src/runtime/logger.js';
 import { createService, type Service } from '../src/runtime/service.js';
-import { PostgresOutbox } from '../src/stores/postgres.js';
+import { type OutboxRelay, PostgresOutbox } from '../src/stores/postgres.js';
 import { type AmqpTransport, amqpTransport } from '../src/transports/amqp/index.js';
 import { percentile, type Summary, summarize } from './stats.js';
 
@@ -41,7 +45,7 @@ export interface OutboxBenchOptions {
   readonly messages?: number;
   /** Direct publishes in flight at once. @defaultValue 100 */
   readonly window?: number;
-  /** Concurrent writing transactions of the outbox variant. @defaultValue 16 */
+  /** Concurrent transactions of the dual-write and outbox variants. @defaultValue 16 */
   readonly writers?: number;
   /** Messages per latency run. @defaultValue 2000 */
   readonly latencyMessages?: number;
@@ -53,18 +57,16 @@ export interface OutboxBenchOptions {
   readonly progress?: (line: string) => void;
 }
 
-/** One variant's throughput: the median and each round's figure. */
-export interface OutboxThroughput {
-  /** Messages per second, end to end (received by the consumer). */
-  readonly perSecond: Summary;
-}
+/** The variants, in the order they run in each round. */
+export const OUTBOX_VARIANTS = ['direct', 'dualWrite', 'outbox'] as const;
+/** One of {@link OUTBOX_VARIANTS}. */
+export type OutboxVariant = (typeof OUTBOX_VARIANTS)[number];
 
-/** One variant's latency, in milliseconds, medians over the rounds. */
+/** Latency percentiles in milliseconds: medians over the rounds, and each round's. */
 export interface OutboxLatency {
   readonly p50: number;
   readonly p99: number;
   readonly max: number;
-  /** Each round's p50 and p99. */
   readonly rounds: readonly { readonly p50: number; readonly p99: number }[];
 }
 
@@ -80,25 +82,27 @@ export interface OutboxBenchResult {
     readonly loadBefore: readonly number[];
     readonly loadAfter: readonly number[];
   };
-  readonly settings: Required<
-    Omit<OutboxBenchOptions, 'amqpUrl' | 'databaseUrl' | 'progress' | 'relayConcurrency'>
-  > & { readonly relayConcurrency: number | undefined };
-  readonly throughput: {
-    readonly direct: OutboxThroughput;
-    readonly outbox: OutboxThroughput & {
-      /** Committed transactions per second (each wrote one message). */
-      readonly writesPerSecond: Summary;
-      /** Mean rows per relay batch. */
-      readonly rowsPerBatch: Summary;
-    };
+  readonly settings: {
+    readonly rounds: number;
+    readonly messages: number;
+    readonly window: number;
+    readonly writers: number;
+    readonly latencyMessages: number;
+    readonly rate: number;
+    readonly relayConcurrency: number | undefined;
   };
-  readonly latency: {
-    readonly direct: OutboxLatency;
-    readonly outbox: OutboxLatency;
-    /** Of the outbox's latency, the part until the writer's `COMMIT` returned. */
-    readonly commit: OutboxLatency;
-    /** Outbox minus direct, at p50 and p99 (medians over the rounds). */
-    readonly added: { readonly p50: number; readonly p99: number };
+  /** Messages per second end to end (received by the consumer), per variant. */
+  readonly throughput: Readonly<Record<OutboxVariant, Summary>>;
+  /** Mean rows per relay batch in the outbox's throughput runs. */
+  readonly rowsPerBatch: Summary;
+  /** From the start of the work to the consumer's handler, per variant. */
+  readonly latency: Readonly<Record<OutboxVariant, OutboxLatency>>;
+  /** Of that, the part until the COMMIT returned (the transactional variants). */
+  readonly commit: Readonly<Record<'dualWrite' | 'outbox', OutboxLatency>>;
+  /** The outbox's latency minus the dual write's, and minus direct's, at p50 and p99. */
+  readonly added: {
+    readonly overDualWrite: { readonly p50: number; readonly p99: number };
+    readonly overDirect: { readonly p50: number; readonly p99: number };
   };
 }
 
@@ -109,6 +113,7 @@ interface Rig {
   readonly service: Service;
   readonly pool: pg.Pool;
   readonly outbox: PostgresOutbox;
+  readonly items: string;
   readonly event: ReturnType<typeof measured>;
   /** Receive time (performance.now()) by message id. */
   readonly received: Map<string, number>;
@@ -136,10 +141,15 @@ async function rig(
   pool.on('error', () => {});
   const outbox = new PostgresOutbox({ pool, table: `${run}_outbox` });
   await outbox.migrate();
-  const event = measured(run.replaceAll('_', '-'));
+  const items = `${run}_items`;
+  await pool.query(
+    `CREATE TABLE ${items} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, n integer, note text)`,
+  );
+  const name = run.replaceAll('_', '-');
+  const event = measured(name);
   const received = new Map<string, number>();
   const consumer = createService({
-    name: `${run.replaceAll('_', '-')}-consumer`,
+    name: `${name}-consumer`,
     transport: transports[1]!,
     logger: silentLogger,
     prefetch: 500,
@@ -149,14 +159,14 @@ async function rig(
   });
   await consumer.start();
   const service = createService({
-    name: `${run.replaceAll('_', '-')}-producer`,
+    name: `${name}-producer`,
     transport: transports[0]!,
     logger: silentLogger,
     outbox,
     publishes: [event],
   });
   await service.start();
-  return { service, pool, outbox, event, received, transports, consumer, relayConcurrency };
+  return { service, pool, outbox, items, event, received, transports, consumer, relayConcurrency };
 }
 
 async function teardown(r: Rig): Promise<void> {
@@ -164,7 +174,7 @@ async function teardown(r: Rig): Promise<void> {
   await r.consumer.stop();
   await r.transports[0]!.deleteTopology(r.consumer.topology(), { exchanges: true });
   await r.pool.query(
-    `DROP TABLE IF EXISTS ${r.outbox.table}; DROP FUNCTION IF EXISTS "${r.outbox.name}_notify"()`,
+    `DROP TABLE IF EXISTS ${r.outbox.table}, ${r.items}; DROP FUNCTION IF EXISTS "${r.outbox.name}_notify"()`,
   );
   await Promise.all(r.transports.map((t) => t.close()));
   await r.pool.end();
@@ -178,147 +188,122 @@ async function waitUntil(check: () => boolean, what: string, timeoutMs = 300_000
   }
 }
 
-/** One transaction that writes one message to the outbox; resolves with its id. */
-async function writeOne(
-  r: Rig,
-  n: number,
-  sent?: Map<string, number>,
-  commits?: number[],
-): Promise<string> {
+let ids = 0;
+const nextId = (variant: OutboxVariant) => `${variant}-${process.pid}-${++ids}`;
+
+/** When each message's work started, and how long until its commit returned. */
+interface Timings {
+  readonly started: Map<string, number>;
+  readonly commits: number[];
+}
+
+/** One message of a variant: a publish, or a transaction and a publish. */
+async function once(r: Rig, variant: OutboxVariant, n: number, timings?: Timings): Promise<void> {
+  const id = nextId(variant);
+  const payload = { n, note: variant };
+  if (variant === 'direct') {
+    timings?.started.set(id, performance.now());
+    await r.service.publish(r.event, payload, { id });
+    return;
+  }
   const client = await r.pool.connect();
   try {
     await client.query('BEGIN');
-    // The transaction's own work would come here; the publish is its last statement.
     const t0 = performance.now();
-    const envelope = await r.service.publish(r.event, { n, note: 'outbox' }, { tx: client });
-    sent?.set(envelope.id, t0);
+    timings?.started.set(id, t0);
+    await client.query(`INSERT INTO ${r.items} (n, note) VALUES ($1, $2)`, [n, variant]);
+    if (variant === 'outbox') await r.service.publish(r.event, payload, { tx: client, id });
     await client.query('COMMIT');
-    commits?.push(performance.now() - t0);
-    return envelope.id;
+    timings?.commits.push(performance.now() - t0);
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;
   } finally {
     client.release();
   }
+  // The dual write: the event goes out after the commit, if the process is still alive.
+  if (variant === 'dualWrite') await r.service.publish(r.event, payload, { id });
 }
 
-async function throughputDirect(r: Rig, messages: number, window: number): Promise<number> {
-  r.received.clear();
-  const started = performance.now();
-  const inFlight = new Set<Promise<unknown>>();
-  const ids: string[] = [];
-  for (let n = 0; n < messages; n++) {
-    const p = r.service.publish(r.event, { n, note: 'direct' }).then((e) => void ids.push(e.id));
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
-    if (inFlight.size >= window) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  await waitUntil(() => r.received.size >= messages, 'direct deliveries');
-  const last = Math.max(...r.received.values());
-  return (messages / (last - started)) * 1000;
-}
-
-async function throughputOutbox(
-  r: Rig,
-  messages: number,
-  writers: number,
-): Promise<{ perSecond: number; writesPerSecond: number; rowsPerBatch: number }> {
-  r.received.clear();
+function relayOf(r: Rig, batches?: number[]): OutboxRelay {
   const relay = r.outbox.relay({
     transport: r.transports[0]!,
     logger: silentLogger,
     retentionMs: 0,
     ...(r.relayConcurrency !== undefined && { concurrency: r.relayConcurrency }),
   });
+  if (batches) relay.observe('batch', (b) => void batches.push(b.claimed));
+  return relay;
+}
+
+/** Messages per second end to end; for the outbox, also the mean rows per relay batch. */
+async function throughput(
+  r: Rig,
+  variant: OutboxVariant,
+  messages: number,
+  window: number,
+  writers: number,
+): Promise<{ perSecond: number; rowsPerBatch: number }> {
+  r.received.clear();
   const batches: number[] = [];
-  relay.observe('batch', (b) => void batches.push(b.claimed));
-  await relay.start();
+  const relay = variant === 'outbox' ? relayOf(r, batches) : undefined;
+  await relay?.start();
   try {
     const started = performance.now();
     let next = 0;
+    const lanes = variant === 'direct' ? window : writers;
     await Promise.all(
-      Array.from({ length: writers }, async () => {
-        while (next < messages) await writeOne(r, next++);
+      Array.from({ length: lanes }, async () => {
+        while (next < messages) await once(r, variant, next++);
       }),
     );
-    const written = performance.now();
-    await waitUntil(() => r.received.size >= messages, 'outbox deliveries');
+    await waitUntil(() => r.received.size >= messages, `${variant} deliveries`);
     const last = Math.max(...r.received.values());
     return {
       perSecond: (messages / (last - started)) * 1000,
-      writesPerSecond: (messages / (written - started)) * 1000,
       rowsPerBatch: batches.reduce((a, b) => a + b, 0) / Math.max(1, batches.length),
     };
   } finally {
-    await relay.stop();
+    await relay?.stop();
   }
 }
 
-async function paced(
-  count: number,
-  rate: number,
-  send: (n: number) => Promise<unknown>,
-): Promise<void> {
-  const started = performance.now();
-  const pending: Promise<unknown>[] = [];
-  for (let n = 0; n < count; n++) {
-    const due = started + (n * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    pending.push(send(n));
-  }
-  await Promise.all(pending);
-}
-
-function latencies(sent: Map<string, number>, received: Map<string, number>): number[] {
-  const out: number[] = [];
-  for (const [id, t0] of sent) {
-    const t1 = received.get(id);
-    if (t1 !== undefined) out.push(t1 - t0);
-  }
-  return out.sort((a, b) => a - b);
-}
-
-async function latencyDirect(r: Rig, count: number, rate: number): Promise<number[]> {
-  r.received.clear();
-  const sent = new Map<string, number>();
-  await paced(count, rate, async (n) => {
-    const t0 = performance.now();
-    const id = `direct-${n}-${Math.random().toString(36).slice(2)}`;
-    sent.set(id, t0);
-    await r.service.publish(r.event, { n, note: 'direct' }, { id });
-  });
-  await waitUntil(() => r.received.size >= count, 'direct deliveries');
-  return latencies(sent, r.received);
-}
-
-async function latencyOutbox(
+/** Latencies (sorted, ms) at a paced rate, and the commit times of the transactional variants. */
+async function latency(
   r: Rig,
+  variant: OutboxVariant,
   count: number,
   rate: number,
 ): Promise<{ latencies: number[]; commits: number[] }> {
   r.received.clear();
-  const relay = r.outbox.relay({
-    transport: r.transports[0]!,
-    logger: silentLogger,
-    retentionMs: 0,
-    ...(r.relayConcurrency !== undefined && { concurrency: r.relayConcurrency }),
-  });
-  await relay.start();
+  const relay = variant === 'outbox' ? relayOf(r) : undefined;
+  await relay?.start();
   try {
-    const sent = new Map<string, number>();
-    const commits: number[] = [];
-    await paced(count, rate, (n) => writeOne(r, n, sent, commits));
-    await waitUntil(() => r.received.size >= count, 'outbox deliveries');
-    return { latencies: latencies(sent, r.received), commits: commits.sort((a, b) => a - b) };
+    const timings: Timings = { started: new Map(), commits: [] };
+    const began = performance.now();
+    const pending: Promise<void>[] = [];
+    for (let n = 0; n < count; n++) {
+      const wait = began + (n * 1000) / rate - performance.now();
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      pending.push(once(r, variant, n, timings));
+    }
+    await Promise.all(pending);
+    await waitUntil(() => r.received.size >= count, `${variant} deliveries`);
+    const latencies: number[] = [];
+    for (const [id, t0] of timings.started) {
+      const t1 = r.received.get(id);
+      if (t1 !== undefined) latencies.push(t1 - t0);
+    }
+    return {
+      latencies: latencies.sort((a, b) => a - b),
+      commits: timings.commits.sort((a, b) => a - b),
+    };
   } finally {
-    await relay.stop();
+    await relay?.stop();
   }
 }
 
-function latencyOf(rounds: number[][]): OutboxLatency {
+function latencyOf(rounds: readonly number[][]): OutboxLatency {
   const each = rounds.map((sorted) => ({
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
@@ -331,29 +316,8 @@ function latencyOf(rounds: number[][]): OutboxLatency {
   };
 }
 
-/** Runs the outbox scenario (see the module's comment) and returns its figures. */
-export async function measureOutbox(options: OutboxBenchOptions = {}): Promise<OutboxBenchResult> {
-  const amqpUrl = options.amqpUrl ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-  const databaseUrl =
-    options.databaseUrl ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const settings = {
-    rounds: options.rounds ?? Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3)),
-    messages: options.messages ?? 5000,
-    window: options.window ?? 100,
-    writers: options.writers ?? 16,
-    latencyMessages: options.latencyMessages ?? 2000,
-    rate: options.rate ?? 200,
-    relayConcurrency:
-      options.relayConcurrency ??
-      (process.env.BENCH_RELAY_CONCURRENCY
-        ? Number(process.env.BENCH_RELAY_CONCURRENCY)
-        : undefined),
-  };
-  const say = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const loadBefore = loadavg();
-  const run = `bench_outbox_${Date.now().toString(36)}`;
-  const r = await rig(amqpUrl, databaseUrl, run, settings.writers, settings.relayConcurrency);
-  const versions = await r.pool.query(`SHOW server_version`);
+async function versions(r: Rig, amqpUrl: string): Promise<{ postgres: string; rabbitmq: string }> {
+  const postgres = String((await r.pool.query('SHOW server_version')).rows[0]?.server_version);
   const rabbitmq = await amqplib.connect(amqpUrl).then(
     async (c) => {
       const version = String(c.connection.serverProperties?.version ?? 'unknown');
@@ -362,90 +326,132 @@ export async function measureOutbox(options: OutboxBenchOptions = {}): Promise<O
     },
     () => 'unknown',
   );
-  const throughput = {
-    direct: [] as number[],
-    outbox: [] as number[],
-    writes: [] as number[],
-    rows: [] as number[],
+  return { postgres, rabbitmq };
+}
+
+/** Runs the outbox scenario (see the module's comment) and returns its figures. */
+export async function measureOutbox(options: OutboxBenchOptions = {}): Promise<OutboxBenchResult> {
+  const amqpUrl = options.amqpUrl ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+  const databaseUrl =
+    options.databaseUrl ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const envConcurrency = process.env.BENCH_RELAY_CONCURRENCY;
+  const settings = {
+    rounds: options.rounds ?? Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3)),
+    messages: options.messages ?? 5000,
+    window: options.window ?? 100,
+    writers: options.writers ?? 16,
+    latencyMessages: options.latencyMessages ?? 2000,
+    rate: options.rate ?? 200,
+    relayConcurrency:
+      options.relayConcurrency ?? (envConcurrency ? Number(envConcurrency) : undefined),
   };
-  const latency = { direct: [] as number[][], outbox: [] as number[][], commit: [] as number[][] };
+  const say = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const loadBefore = loadavg();
+  const r = await rig(
+    amqpUrl,
+    databaseUrl,
+    `bench_outbox_${Date.now().toString(36)}`,
+    settings.writers,
+    settings.relayConcurrency,
+  );
+  const rates = { direct: [], dualWrite: [], outbox: [] } as Record<OutboxVariant, number[]>;
+  const waits = { direct: [], dualWrite: [], outbox: [] } as Record<OutboxVariant, number[][]>;
+  const commits = { dualWrite: [] as number[][], outbox: [] as number[][] };
+  const rowsPerBatch: number[] = [];
+  let found: { postgres: string; rabbitmq: string };
   try {
-    // Warm-up: the JIT, the connections, the queue.
-    await throughputDirect(r, 1000, settings.window);
-    await throughputOutbox(r, 1000, settings.writers);
+    found = await versions(r, amqpUrl);
+    // Warm-up: the JIT, the connections, the queue, the tables.
+    for (const variant of OUTBOX_VARIANTS) {
+      await throughput(r, variant, 1000, settings.window, settings.writers);
+    }
     for (let round = 1; round <= settings.rounds; round++) {
-      throughput.direct.push(await throughputDirect(r, settings.messages, settings.window));
-      const o = await throughputOutbox(r, settings.messages, settings.writers);
-      throughput.outbox.push(o.perSecond);
-      throughput.writes.push(o.writesPerSecond);
-      throughput.rows.push(o.rowsPerBatch);
-      say(
-        `outbox bench, round ${round}: direct ${throughput.direct.at(-1)!.toFixed(0)} msg/s, outbox ${o.perSecond.toFixed(0)} msg/s (${o.writesPerSecond.toFixed(0)} commits/s, ${o.rowsPerBatch.toFixed(1)} rows a batch)`,
-      );
-      latency.direct.push(await latencyDirect(r, settings.latencyMessages, settings.rate));
-      const outboxRun = await latencyOutbox(r, settings.latencyMessages, settings.rate);
-      latency.outbox.push(outboxRun.latencies);
-      latency.commit.push(outboxRun.commits);
-      const d = latency.direct.at(-1)!;
-      const o2 = outboxRun.latencies;
-      const c = outboxRun.commits;
-      say(
-        `outbox bench, round ${round}: latency at ${settings.rate}/s, direct p50 ${percentile(d, 50).toFixed(1)} p99 ${percentile(d, 99).toFixed(1)} ms, outbox p50 ${percentile(o2, 50).toFixed(1)} p99 ${percentile(o2, 99).toFixed(1)} ms (until COMMIT returned: p50 ${percentile(c, 50).toFixed(1)} p99 ${percentile(c, 99).toFixed(1)} ms)`,
-      );
+      const line: string[] = [];
+      for (const variant of OUTBOX_VARIANTS) {
+        const t = await throughput(
+          r,
+          variant,
+          settings.messages,
+          settings.window,
+          settings.writers,
+        );
+        rates[variant].push(t.perSecond);
+        if (variant === 'outbox') rowsPerBatch.push(t.rowsPerBatch);
+        line.push(`${variant} ${t.perSecond.toFixed(0)}/s`);
+      }
+      for (const variant of OUTBOX_VARIANTS) {
+        const l = await latency(r, variant, settings.latencyMessages, settings.rate);
+        waits[variant].push(l.latencies);
+        if (variant !== 'direct') commits[variant].push(l.commits);
+        line.push(
+          `${variant} p50 ${percentile(l.latencies, 50).toFixed(1)} p99 ${percentile(l.latencies, 99).toFixed(1)} ms`,
+        );
+      }
+      say(`outbox bench, round ${round}/${settings.rounds}: ${line.join(', ')}`);
     }
   } finally {
     await teardown(r);
   }
-  const direct = latencyOf(latency.direct);
-  const outbox = latencyOf(latency.outbox);
+  const latencies = {
+    direct: latencyOf(waits.direct),
+    dualWrite: latencyOf(waits.dualWrite),
+    outbox: latencyOf(waits.outbox),
+  };
+  const minus = (a: OutboxLatency, b: OutboxLatency) => ({
+    p50: a.p50 - b.p50,
+    p99: a.p99 - b.p99,
+  });
   return {
     machine: {
       cpu: cpus()[0]?.model ?? 'unknown',
       cores: cpus().length,
       node: process.version,
-      postgres: String(versions.rows[0]?.server_version ?? 'unknown'),
-      rabbitmq,
+      ...found,
       date: new Date().toISOString(),
       loadBefore,
       loadAfter: loadavg(),
     },
     settings,
     throughput: {
-      direct: { perSecond: summarize(throughput.direct) },
-      outbox: {
-        perSecond: summarize(throughput.outbox),
-        writesPerSecond: summarize(throughput.writes),
-        rowsPerBatch: summarize(throughput.rows),
-      },
+      direct: summarize(rates.direct),
+      dualWrite: summarize(rates.dualWrite),
+      outbox: summarize(rates.outbox),
     },
-    latency: {
-      direct,
-      outbox,
-      commit: latencyOf(latency.commit),
-      added: { p50: outbox.p50 - direct.p50, p99: outbox.p99 - direct.p99 },
+    rowsPerBatch: summarize(rowsPerBatch),
+    latency: latencies,
+    commit: { dualWrite: latencyOf(commits.dualWrite), outbox: latencyOf(commits.outbox) },
+    added: {
+      overDualWrite: minus(latencies.outbox, latencies.dualWrite),
+      overDirect: minus(latencies.outbox, latencies.direct),
     },
   };
 }
 
-/** The figures as a Markdown table row set, for the report and for the terminal. */
+/** The figures as a Markdown table and a sentence about the run. */
 export function formatOutbox(result: OutboxBenchResult): string {
   const t = result.throughput;
   const l = result.latency;
+  const c = result.commit;
   const n = (x: number) => x.toFixed(0);
-  const ms = (x: number) => x.toFixed(1);
+  const ms = (x: number) => `${x.toFixed(1)} ms`;
+  const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)} ms`;
+  const rate = (s: Summary) => `${n(s.median)} (${n(s.min)}-${n(s.max)})`;
+  const s = result.settings;
+  const m = result.machine;
   return [
-    '| variant | messages/s (median of rounds, min-max) | latency p50 | latency p99 |',
-    '| --- | --- | --- | --- |',
-    `| direct publish | ${n(t.direct.perSecond.median)} (${n(t.direct.perSecond.min)}-${n(t.direct.perSecond.max)}) | ${ms(l.direct.p50)} ms | ${ms(l.direct.p99)} ms |`,
-    `| through the outbox | ${n(t.outbox.perSecond.median)} (${n(t.outbox.perSecond.min)}-${n(t.outbox.perSecond.max)}) | ${ms(l.outbox.p50)} ms | ${ms(l.outbox.p99)} ms |`,
-    `| added by the outbox | | +${ms(l.added.p50)} ms | +${ms(l.added.p99)} ms |`,
-    `| of the outbox's latency, until COMMIT returned | | ${ms(l.commit.p50)} ms | ${ms(l.commit.p99)} ms |`,
+    '| variant | messages/s, median (min-max) | latency p50 | latency p99 | until COMMIT p50 / p99 |',
+    '| --- | --- | --- | --- | --- |',
+    `| direct publish, no database | ${rate(t.direct)} | ${ms(l.direct.p50)} | ${ms(l.direct.p99)} | |`,
+    `| dual write: commit, then publish | ${rate(t.dualWrite)} | ${ms(l.dualWrite.p50)} | ${ms(l.dualWrite.p99)} | ${ms(c.dualWrite.p50)} / ${ms(c.dualWrite.p99)} |`,
+    `| outbox: publish in the transaction, relay | ${rate(t.outbox)} | ${ms(l.outbox.p50)} | ${ms(l.outbox.p99)} | ${ms(c.outbox.p50)} / ${ms(c.outbox.p99)} |`,
+    `| added by the outbox over the dual write | | ${signed(result.added.overDualWrite.p50)} | ${signed(result.added.overDualWrite.p99)} | |`,
     '',
-    `Outbox writes: ${n(t.outbox.writesPerSecond.median)} commits/s with ${result.settings.writers} writers; ` +
-      `${t.outbox.rowsPerBatch.median.toFixed(1)} rows a relay batch (relay concurrency ${result.settings.relayConcurrency ?? 'default'}). Latency at ${result.settings.rate} messages/s, ` +
-      `${result.settings.latencyMessages} a round; ${result.settings.rounds} rounds of ${result.settings.messages} messages. ` +
-      `${result.machine.cores} × ${result.machine.cpu}, Node ${result.machine.node}, RabbitMQ ${result.machine.rabbitmq}, PostgreSQL ${result.machine.postgres}, ` +
-      `load ${result.machine.loadBefore.map((x) => x.toFixed(1)).join(' ')} before and ${result.machine.loadAfter.map((x) => x.toFixed(1)).join(' ')} after.`,
+    `${s.rounds} rounds of ${s.messages} messages (direct: ${s.window} in flight; the others: ${s.writers} ` +
+      `transactions at once, one message each) and of ${s.latencyMessages} paced at ${s.rate}/s; ` +
+      `${result.rowsPerBatch.median.toFixed(1)} rows a relay batch (relay concurrency ${s.relayConcurrency ?? 'default'}). ` +
+      `${m.cores} × ${m.cpu}, Node ${m.node}, RabbitMQ ${m.rabbitmq}, PostgreSQL ${m.postgres}, ` +
+      `${m.date.slice(0, 16).replace('T', ' ')} UTC, load ${m.loadBefore.map((x) => x.toFixed(1)).join(' ')} ` +
+      `before and ${m.loadAfter.map((x) => x.toFixed(1)).join(' ')} after.`,
   ].join('\n');
 }
 
