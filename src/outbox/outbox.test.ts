@@ -12,6 +12,7 @@ import {
 import { ConfigError } from '../errors.js';
 import { silentLogger } from '../runtime/logger.js';
 import { createService } from '../runtime/service.js';
+import { PostgresInbox } from '../stores/postgres.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
 import { decodeRow, encodeProperties } from './codec.js';
 import { OutboxError, OutboxSchemaError } from './errors.js';
@@ -299,6 +300,63 @@ describe.skipIf(!up)('PostgresOutbox on PostgreSQL', () => {
     expect(error).toBeInstanceOf(OutboxError);
     expect((error as Error).message).toMatch(/tx is a pool, not a connection/);
     expect(await outbox.status()).toMatchObject({ pending: 0 });
+  });
+
+  it("with the inbox: a handler's writes and the event it publishes commit together, once", async () => {
+    const pool = fixture.pool();
+    const outbox = await fixture.outbox(pool);
+    const inboxTable = tableName('inbox');
+    const inbox = new PostgresInbox<pg.PoolClient>({ pool, table: inboxTable });
+    await inbox.ensureSchema();
+    try {
+      const broker = new MemoryBroker();
+      const submitted = testEvent();
+      const shipped = testEvent();
+      const logistic = createService({
+        name: 'logistic',
+        transport: broker.transport(),
+        outbox,
+        logger: silentLogger,
+        retry: { maxAttempts: 3, baseDelayMs: 10, jitter: 0 },
+      });
+      let calls = 0;
+      logistic.on(
+        submitted,
+        inbox.handler(async (order, ctx, db) => {
+          calls++;
+          await ctx.publish(
+            shipped,
+            { ...order, tag: 'shipped' },
+            { tx: db, orderingKey: order.key },
+          );
+          // The first attempt fails after publishing: its event must go with its rollback.
+          if (calls === 1) throw new Error('the warehouse is busy');
+        }),
+      );
+      await logistic.start();
+      const shop = createService({
+        name: 'shop',
+        transport: broker.transport(),
+        logger: silentLogger,
+      });
+      const sent = await shop.publish(submitted, { key: 'order:1', seq: 1, tag: 'new' });
+      await until(async () => calls === 2 && (await outbox.status()).pending === 1, 'the retry');
+      // The same message again (a redelivery): the inbox skips it, no second event.
+      await shop.publish(submitted, { key: 'order:1', seq: 1, tag: 'new' }, { id: sent.id });
+      await until(
+        async () => broker.depth(`logistic.${submitted.exchange.name}.changed`) === 0,
+        'the copy',
+      );
+      await logistic.stop();
+      expect(calls).toBe(2);
+      const rows = await pool.query(`SELECT ordering_key, properties FROM ${outbox.table}`);
+      expect(rows.rows).toHaveLength(1);
+      expect(rows.rows[0].ordering_key).toBe('order:1');
+      expect(rows.rows[0].properties.headers['tidings-causation-id']).toBe(sent.id);
+      expect(rows.rows[0].properties.correlationId).toBe(sent.correlationId);
+    } finally {
+      await pool.query(`DROP TABLE IF EXISTS ${inbox.table}`);
+    }
   });
 
   it('works with a pg Client as well as a pool connection', async () => {
