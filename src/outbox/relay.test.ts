@@ -310,19 +310,43 @@ describe.skipIf(!up)('OutboxRelay on PostgreSQL and RabbitMQ', () => {
   }, 120_000);
 
   it('parks a message that keeps failing after maxAttempts; its key then goes on, other keys never wait', async () => {
-    const { pool, outbox, event, writer, relay, received } = await setup({ maxAttempts: 3 });
+    const { pool, outbox, event, writer, relay, received } = await setup({
+      maxAttempts: 3,
+      // Long enough for the other key's message to arrive before the orphan is parked.
+      retryBackoff: { initialDelayMs: 500, maxDelayMs: 1000 },
+    });
     // An event of the same exchange that no queue is bound to: every publish is unroutable.
     const orphan = defineEvent(event.exchange, 'orphaned', z.object({ key: z.string() }));
     const failed = record(relay, 'failed');
+    // How many messages had arrived when the orphan was parked.
+    let arrivedWhenParked = -1;
+    relay.observe('failed', (f) => {
+      if (f.parked) arrivedWhenParked = received.length;
+    });
     await relay.start();
     await inTransaction(pool, async (tx) => {
+      await publish(writer, event, tx, 'blocked', 1, 'before the orphan');
       await writer.publish(orphan, { key: 'blocked' }, { tx, orderingKey: 'blocked' });
-      await publish(writer, event, tx, 'blocked', 1, 'after the orphan');
+      await publish(writer, event, tx, 'blocked', 2, 'after the orphan');
       await publish(writer, event, tx, 'free', 1, 'other key');
     });
-    await waitFor(() => received.length === 2, 'both routable messages', 20_000);
-    // The other key did not wait for the failing one; the blocked key went on once it was parked.
-    expect(received.map((r) => r.tag)).toEqual(['other key', 'after the orphan']);
+    await waitFor(() => received.length === 3, 'the three routable messages', 20_000);
+    // The other key did not wait for the failing one; the blocked key's next message went only
+    // once the orphan was parked, after the one before it.
+    expect(received.map((r) => r.tag).sort()).toEqual([
+      'after the orphan',
+      'before the orphan',
+      'other key',
+    ]);
+    expect(received.filter((r) => r.key === 'blocked').map((r) => r.tag)).toEqual([
+      'before the orphan',
+      'after the orphan',
+    ]);
+    expect(arrivedWhenParked).toBeGreaterThanOrEqual(0);
+    expect(received.findIndex((r) => r.tag === 'after the orphan')).toBeGreaterThanOrEqual(
+      arrivedWhenParked,
+    );
+    expect(received.findIndex((r) => r.tag === 'other key')).toBeLessThan(arrivedWhenParked);
     expect(failed.map((f) => [f.attempts, f.parked])).toEqual([
       [1, false],
       [2, false],

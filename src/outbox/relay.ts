@@ -13,6 +13,7 @@ import { DEFAULT_EXCHANGE, type PublishOutcome, type Transport } from '../transp
 import { decodeRow } from './codec.js';
 import { describeFailure, OutboxError } from './errors.js';
 import type { PostgresOutbox } from './outbox.js';
+import { PENDING } from './schema.js';
 
 /**
  * After a write through its outbox object, a relay looks `SOON_MS` later (the write precedes its
@@ -34,8 +35,8 @@ export interface OutboxRelayOptions {
   /** Where messages are published: the service's transport. The relay never closes it. */
   readonly transport: Transport;
   /**
-   * Rows claimed, published and marked together. Their publishes are in flight at once, and
-   * one ordering key has at most one row in a batch.
+   * Rows claimed, published and marked together. Rows without a key are all in flight at once;
+   * the rows of one key are published one after the other.
    * @defaultValue 200
    */
   readonly batchSize?: number | undefined;
@@ -155,12 +156,21 @@ interface ClaimedRow {
   readonly properties: unknown;
   readonly body: unknown;
   readonly attempts: number;
+  /** False for a follower waiting for its retry: its key's run stops before it. */
+  readonly due: boolean;
 }
 
 type Outcome =
   | { readonly kind: 'sent'; readonly routed: boolean }
   | { readonly kind: 'fault'; readonly error: unknown }
-  | { readonly kind: 'deferred'; readonly error: unknown };
+  | { readonly kind: 'deferred'; readonly error: unknown }
+  /** Not tried: a row before it in its key's run failed. Left as it was. */
+  | { readonly kind: 'skipped' };
+
+/** How many pending rows, per row of a batch, a claim looks at for the heads of keys. */
+const WINDOW_PER_ROW = 10;
+/** A window past the end of any table: every pending row. */
+const UNBOUNDED = '9223372036854775807';
 
 /**
  * Whether an error is the message's own fault (it would fail again on its own): the broker
@@ -202,10 +212,11 @@ function canListen(client: PgClientLike): client is ListeningClient {
  *
  * Each batch is one transaction: it locks up to `batchSize` pending rows with
  * `FOR UPDATE SKIP LOCKED` (rows another relay holds are skipped, never waited for), taking a row
- * of an ordering key only if it is the key's oldest pending row; publishes them; marks the
- * confirmed ones sent, reschedules the failed ones, and commits. So several relays (replicas, or
- * `concurrency` above 1) share the work without publishing a row twice, and a key has at most one
- * row in flight, published in commit order. A relay that dies mid-batch loses its locks with its
+ * of an ordering key only if it is the key's oldest pending row, and with it the rows that follow
+ * in its key; publishes them (a key's rows one after the other, each after the previous one's
+ * confirm); marks the confirmed ones sent, reschedules the failed ones, and commits. So several
+ * relays (replicas, or `concurrency` above 1) share the work without publishing a row twice, and
+ * a key's rows go out one at a time, in commit order. A relay that dies mid-batch loses its locks with its
  * connection: the rows, unmarked, are published again by the next batch (at least once).
  *
  * A write through its `PostgresOutbox` object makes it look within milliseconds (the write comes
@@ -229,6 +240,8 @@ export class OutboxRelay {
   private readonly pruneIntervalMs: number;
   private readonly logger: Logger;
   private readonly claimSql: string;
+  private readonly windowFullSql: string;
+  private readonly followersSql: string;
   private readonly listeners: {
     [K in keyof OutboxRelayEvents]?: Listener<OutboxRelayEvents[K]>[];
   } = {};
@@ -284,14 +297,20 @@ export class OutboxRelay {
     this.pruneIntervalMs = options.pruneIntervalMs ?? 60_000;
     this.logger = options.logger ?? consoleLogger('tidings outbox');
     const t = outbox.table;
-    // The oldest pending row of each key, and any row without a key. `sent_at IS NULL` is also
-    // checked on the locked row itself, so a row another relay marked sent after this statement's
-    // snapshot is dropped here (PostgreSQL re-checks the locked row's quals) instead of published
-    // twice; its key's next row waits for the next batch, whose snapshot sees the mark.
+    // The oldest pending row of each key, and rows without a key, among the first $2 pending
+    // rows. `sent_at IS NULL` is also checked on the locked row itself, so a row another relay
+    // marked sent after this statement's snapshot is dropped here (PostgreSQL re-checks the
+    // locked row's quals) instead of published twice; its key's next row waits for the next
+    // batch, whose snapshot sees the mark. The window bounds the work: without it, every pending
+    // row behind the head of a busy key would be looked at in every batch. It is a bound on the
+    // id (computed once), not a join, so the plan stays an index scan whatever the statistics.
     this.claimSql = `SELECT o.id::text AS id, o.ordering_key, o.exchange, o.routing_key, o.message_id,
-       o.properties, o.body, o.attempts
+       o.properties, o.body, o.attempts, true AS due
 FROM ${t} o
 WHERE o.sent_at IS NULL AND o.failed_at IS NULL
+  AND o.id <= coalesce(
+    (SELECT id FROM ${t} WHERE ${PENDING} ORDER BY id OFFSET $2::bigint - 1 LIMIT 1),
+    9223372036854775807)
   AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= clock_timestamp())
   AND (o.ordering_key IS NULL OR NOT EXISTS (
     SELECT 1 FROM ${t} p
@@ -300,6 +319,21 @@ WHERE o.sent_at IS NULL AND o.failed_at IS NULL
 ORDER BY o.id
 LIMIT $1
 FOR UPDATE OF o SKIP LOCKED`;
+    // Whether the window is full: then a claim that found nothing looks at every pending row.
+    this.windowFullSql = `SELECT 1 FROM ${t} WHERE ${PENDING} ORDER BY id OFFSET $1 - 1 LIMIT 1`;
+    // The next pending rows of keys whose head this batch holds. Nobody else can hold them (they
+    // are no key's head while the head is pending), so a plain FOR UPDATE never waits.
+    this.followersSql = `SELECT f.* FROM unnest($1::text[], $2::bigint[]) AS h(key, head)
+CROSS JOIN LATERAL (
+  SELECT o.id::text AS id, o.ordering_key, o.exchange, o.routing_key, o.message_id,
+         o.properties, o.body, o.attempts,
+         (o.next_attempt_at IS NULL OR o.next_attempt_at <= clock_timestamp()) AS due
+  FROM ${t} o
+  WHERE o.ordering_key = h.key AND o.id > h.head AND o.sent_at IS NULL AND o.failed_at IS NULL
+  ORDER BY o.id
+  LIMIT $3
+  FOR UPDATE OF o
+) f`;
   }
 
   /** Listens to one kind of event; returns a function that removes the listener. */
@@ -511,9 +545,7 @@ FOR UPDATE OF o SKIP LOCKED`;
       // again: with an asynchronous commit, a database crash could also undo the mark of a row
       // whose key's next row was published since, and the copies would then arrive out of order.
       await client.query('BEGIN');
-      const { rows } = (await client.query(this.claimSql, [this.batchSize])) as unknown as {
-        rows: ClaimedRow[];
-      };
+      const rows = await this.claim(client);
       if (rows.length === 0) {
         await client.query('COMMIT');
         return { claimed: 0, deferred: undefined };
@@ -537,52 +569,123 @@ FOR UPDATE OF o SKIP LOCKED`;
     }
   }
 
+  /**
+   * Locks the rows of a batch: heads of keys and rows without a key, then, in the room left, the
+   * rows that follow each head in its key, so that a busy key sends a run per batch, not a row.
+   */
+  private async claim(client: PgClientLike): Promise<ClaimedRow[]> {
+    const window = this.batchSize * WINDOW_PER_ROW;
+    let { rows } = (await client.query(this.claimSql, [this.batchSize, window])) as unknown as {
+      rows: ClaimedRow[];
+    };
+    if (rows.length === 0) {
+      // The first pending rows may all wait behind heads that wait for their retry: look past
+      // them, so that other keys never wait for those.
+      const full = await client.query(this.windowFullSql, [window]);
+      if (full.rows.length === 0) return [];
+      ({ rows } = (await client.query(this.claimSql, [this.batchSize, UNBOUNDED])) as unknown as {
+        rows: ClaimedRow[];
+      });
+    }
+    const heads = rows.filter((r) => r.ordering_key !== null);
+    const room = Math.floor((this.batchSize - rows.length) / Math.max(1, heads.length));
+    if (heads.length === 0 || room < 1) return rows;
+    const { rows: followers } = (await client.query(this.followersSql, [
+      heads.map((h) => h.ordering_key),
+      heads.map((h) => h.id),
+      room,
+    ])) as unknown as { rows: ClaimedRow[] };
+    return [...rows, ...followers];
+  }
+
+  /**
+   * Publishes a batch: rows without a key all at once; the rows of one key one after the other,
+   * each after the previous one's confirm, stopping at the first that fails or is not due (the
+   * rest of the run is left as it was); different keys side by side.
+   */
   private async publishAll(rows: readonly ClaimedRow[]): Promise<Outcome[]> {
     const problems = await this.declareExchanges(rows);
-    return Promise.all(
-      rows.map((row): Promise<Outcome> | Outcome => {
-        const declareError = problems.get(row.exchange);
-        if (declareError !== undefined) {
-          return isMessageFault(declareError)
-            ? { kind: 'fault', error: declareError }
-            : { kind: 'deferred', error: declareError };
-        }
-        let message: OutgoingMessage;
-        try {
-          message = decodeRow(row);
-        } catch (cause) {
-          const error = new OutboxError(
-            'decode',
-            this.outbox.name,
-            `row ${row.id} cannot be read back as a message: ${describeFailure(cause)}`,
-            { cause },
-          );
-          return { kind: 'fault', error };
-        }
-        let published: Promise<PublishOutcome>;
-        try {
-          published = this.transport.publish(message);
-        } catch (error) {
-          published = Promise.reject(error);
-        }
-        return published.then(
-          (outcome): Outcome => {
-            if (outcome.routed || this.unroutable === 'ignore') {
-              return { kind: 'sent', routed: outcome.routed };
-            }
-            if (this.unroutable === 'warn') {
-              this.logger.warn(`no queue received ${row.routing_key}`, {
-                id: row.message_id,
-                exchange: row.exchange,
-              });
-              return { kind: 'sent', routed: false };
-            }
-            return { kind: 'fault', error: new UnroutableError(row.exchange, row.routing_key) };
-          },
-          (error: unknown): Outcome =>
-            isMessageFault(error) ? { kind: 'fault', error } : { kind: 'deferred', error },
+    const outcomes: Outcome[] = new Array(rows.length);
+    const runs = new Map<string, number[]>();
+    const work: Promise<void>[] = [];
+    rows.forEach((row, i) => {
+      if (row.ordering_key === null) {
+        work.push(
+          this.publishRow(row, problems).then((outcome) => {
+            outcomes[i] = outcome;
+          }),
         );
-      }),
+      } else {
+        const run = runs.get(row.ordering_key) ?? [];
+        run.push(i);
+        runs.set(row.ordering_key, run);
+      }
+    });
+    for (const run of runs.values()) {
+      work.push(
+        (async () => {
+          let stopped = false;
+          for (const i of run) {
+            const row = rows[i]!;
+            if (stopped || !row.due) {
+              stopped = true;
+              outcomes[i] = { kind: 'skipped' };
+              continue;
+            }
+            outcomes[i] = await this.publishRow(row, problems);
+            stopped = outcomes[i]!.kind !== 'sent';
+          }
+        })(),
+      );
+    }
+    await Promise.all(work);
+    return outcomes;
+  }
+
+  /** Publishes one row; never rejects, resolves with what happened. */
+  private publishRow(row: ClaimedRow, problems: Map<string, unknown>): Promise<Outcome> {
+    const declareError = problems.get(row.exchange);
+    if (declareError !== undefined) {
+      return Promise.resolve(
+        isMessageFault(declareError)
+          ? { kind: 'fault', error: declareError }
+          : { kind: 'deferred', error: declareError },
+      );
+    }
+    let message: OutgoingMessage;
+    try {
+      message = decodeRow(row);
+    } catch (cause) {
+      const error = new OutboxError(
+        'decode',
+        this.outbox.name,
+        `row ${row.id} cannot be read back as a message: ${describeFailure(cause)}`,
+        { cause },
+      );
+      return Promise.resolve({ kind: 'fault', error });
+    }
+    let published: Promise<PublishOutcome>;
+    try {
+      published = this.transport.publish(message);
+    } catch (error) {
+      published = Promise.reject(error);
+    }
+    return published.then(
+      (outcome): Outcome => {
+        if (outcome.routed || this.unroutable === 'ignore') {
+          return { kind: 'sent', routed: outcome.routed };
+        }
+        if (this.unroutable === 'warn') {
+          this.logger.warn(`no queue received ${row.routing_key}`, {
+            id: row.message_id,
+            exchange: row.exchange,
+          });
+          return { kind: 'sent', routed: false };
+        }
+        return { kind: 'fault', error: new UnroutableError(row.exchange, row.routing_key) };
+      },
+      (error: unknown): Outcome =>
+        isMessageFault(error) ? { kind: 'fault', error } : { kind: 'deferred', error },
     );
   }
 
@@ -633,7 +736,7 @@ FOR UPDATE OF o SKIP LOCKED`;
           jittered(Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(attempts - 1, 20))),
         );
         failed.park.push(attempts >= this.maxAttempts);
-      } else {
+      } else if (outcome.kind === 'deferred') {
         deferred.ids.push(row.id);
         deferred.errors.push(describeFailure(outcome.error));
       }
