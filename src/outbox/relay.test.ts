@@ -378,6 +378,31 @@ describe.skipIf(!up)('OutboxRelay on PostgreSQL and RabbitMQ', () => {
     expect(await outbox.status()).toMatchObject({ pending: 0, failed: 0 });
   });
 
+  it('finds other keys past a backlog waiting behind a failed row', async () => {
+    // A window of 50 rows: the failing key's 60 followers fill it.
+    const { pool, event, writer, relay, received } = await setup({
+      batchSize: 5,
+      maxAttempts: 2,
+      retryBackoff: { initialDelayMs: 3000, maxDelayMs: 3000 },
+    });
+    const orphan = defineEvent(event.exchange, 'orphaned', z.object({ key: z.string() }));
+    let parkedAt = -1;
+    relay.observe('failed', (f) => {
+      if (f.parked) parkedAt = received.length;
+    });
+    await relay.start();
+    await inTransaction(pool, async (tx) => {
+      await writer.publish(orphan, { key: 'stuck' }, { tx, orderingKey: 'stuck' });
+      for (let i = 1; i <= 60; i++) await publish(writer, event, tx, 'stuck', i, `stuck ${i}`);
+      await publish(writer, event, tx, 'free', 1, 'past the backlog');
+    });
+    await waitFor(() => received.some((r) => r.tag === 'past the backlog'), 'the other key');
+    expect(parkedAt).toBe(-1);
+    await waitFor(() => received.length === 61, 'the stuck key, once its head is parked', 20_000);
+    const stuck = received.filter((r) => r.key === 'stuck').map((r) => r.seq);
+    expect(stuck).toEqual(stuck.map((_, i) => i + 1));
+  });
+
   it('fails a message the broker cannot encode on its own account, and delivers the others', async () => {
     const { pool, outbox, event, writer, relay, received } = await setup({ maxAttempts: 2 });
     const failed = record(relay, 'failed');
