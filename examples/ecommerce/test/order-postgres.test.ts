@@ -88,7 +88,13 @@ describe.skipIf(!up)('Order with its orders in PostgreSQL and an outbox', () => 
     const { urls, order } = await shop(book);
     const outcome = await runScenario(urls, () => {}, 20_000);
     expect(checkOutcome(outcome)).toEqual([]);
-    // Every event went through the outbox, and the relay has sent them all.
+    // Every event went through the outbox, and the relay has sent them all (it counts a row once
+    // the batch that marks it has committed, which may be after its delivery).
+    await waitFor(
+      'the relay to mark them all',
+      10_000,
+      async () => order.relay?.stats.sent === ORDERS.length + 1,
+    );
     const status = await book.outbox.status();
     expect(status).toMatchObject({ pending: 0, failed: 0, sent: ORDERS.length + 1 });
     expect(order.relay?.stats.sent).toBe(ORDERS.length + 1);
@@ -121,7 +127,11 @@ describe.skipIf(!up)('Order with its orders in PostgreSQL and an outbox', () => 
       10_000,
       async () => (await billing.books.journal()).length === 1,
     );
-    expect((await book.outbox.status()).pending).toBe(0);
+    await waitFor(
+      'the row to be marked sent',
+      10_000,
+      async () => (await book.outbox.status()).pending === 0,
+    );
   });
 
   it('stores nothing when the event cannot be written, and writes no event for a refused change', async () => {
