@@ -251,6 +251,7 @@ export class OutboxRelay {
   private sleepers = new Set<Sleeper>();
   private dirty = false;
   private hotUntil = 0;
+  private deepLookAfter = 0;
   private offWrite: (() => void) | undefined;
   private listener: { client: ListeningClient; detach: () => void } | undefined;
   private listenTimer: NodeJS.Timeout | undefined;
@@ -580,12 +581,15 @@ CROSS JOIN LATERAL (
     };
     if (rows.length === 0) {
       // The first pending rows may all wait behind heads that wait for their retry: look past
-      // them, so that other keys never wait for those.
+      // them, so that other keys never wait for those. That look reads the whole backlog, so
+      // after one that found nothing, the next waits a poll interval.
+      if (Date.now() < this.deepLookAfter) return [];
       const full = await client.query(this.windowFullSql, [window]);
       if (full.rows.length === 0) return [];
       ({ rows } = (await client.query(this.claimSql, [this.batchSize, UNBOUNDED])) as unknown as {
         rows: ClaimedRow[];
       });
+      if (rows.length === 0) this.deepLookAfter = Date.now() + this.pollIntervalMs;
     }
     const heads = rows.filter((r) => r.ordering_key !== null);
     const room = Math.floor((this.batchSize - rows.length) / Math.max(1, heads.length));
