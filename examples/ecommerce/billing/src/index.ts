@@ -1,4 +1,5 @@
 import { orderChargeback, orderSubmit } from '@ecommerce/contracts';
+import { serveOverHttp } from '@ecommerce/platform';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   consoleLogger,
@@ -80,19 +81,7 @@ export function createBillingService(
     service,
     books,
     http,
-    async start() {
-      await service.start();
-      try {
-        return await http.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
-      } catch (error) {
-        await service.stop();
-        throw error;
-      }
-    },
-    async stop() {
-      await http.close();
-      await service.stop();
-    },
+    ...serveOverHttp({ service, http, port: options.port, host: options.host }),
   };
 }
 

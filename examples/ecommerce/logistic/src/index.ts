@@ -1,4 +1,5 @@
 import { logisticDispatched, orderSubmit } from '@ecommerce/contracts';
+import { serveOverHttp } from '@ecommerce/platform';
 import Fastify from 'fastify';
 import {
   consoleLogger,
@@ -76,18 +77,6 @@ export function createLogisticService(options: LogisticServiceOptions): Logistic
   return {
     service,
     warehouse,
-    async start() {
-      await service.start();
-      try {
-        return await http.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
-      } catch (error) {
-        await service.stop();
-        throw error;
-      }
-    },
-    async stop() {
-      await http.close();
-      await service.stop();
-    },
+    ...serveOverHttp({ service, http, port: options.port, host: options.host }),
   };
 }

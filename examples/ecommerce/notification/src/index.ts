@@ -1,4 +1,5 @@
 import { logisticDispatched, orderSubmit } from '@ecommerce/contracts';
+import { serveOverHttp } from '@ecommerce/platform';
 import Fastify from 'fastify';
 import {
   consoleLogger,
@@ -66,18 +67,6 @@ export function createNotificationService(
   return {
     service,
     outbox,
-    async start() {
-      await service.start();
-      try {
-        return await http.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
-      } catch (error) {
-        await service.stop();
-        throw error;
-      }
-    },
-    async stop() {
-      await http.close();
-      await service.stop();
-    },
+    ...serveOverHttp({ service, http, port: options.port, host: options.host }),
   };
 }

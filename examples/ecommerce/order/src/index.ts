@@ -6,6 +6,7 @@ import {
   orderChargeback,
   orderSubmit,
 } from '@ecommerce/contracts';
+import { serveOverHttp } from '@ecommerce/platform';
 import { type } from 'arktype';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import {
@@ -101,22 +102,13 @@ export function createOrderService(
     orders,
     relay,
     http,
-    async start() {
-      await service.start();
-      try {
-        await relay?.start();
-        return await http.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
-      } catch (error) {
-        await relay?.stop();
-        await service.stop();
-        throw error;
-      }
-    },
-    async stop() {
-      await http.close();
-      await relay?.stop();
-      await service.stop();
-    },
+    ...serveOverHttp({
+      service,
+      http,
+      port: options.port,
+      host: options.host,
+      companions: [relay],
+    }),
   };
 }
 
