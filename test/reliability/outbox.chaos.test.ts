@@ -273,8 +273,9 @@ describe.skipIf(!restartable)(
          FROM ${orderPrefix}outbox`,
         )
       ).rows[0] as { rows: number; attempts: number; parked: number };
+      // Billing narrates each order it handles (LOG_EVENTS): `billing      <- order.v2.submit  #42: ...`.
       const deliveries = billing.lines
-        .map((l) => /^billing: <- order\.v2\.submit (\S+)$/.exec(l)?.[1])
+        .map((l) => /^billing\s+<- order\.v2\.submit\s+#(\d+)/.exec(l)?.[1])
         .filter((id): id is string => id !== undefined);
       const deliveryDup = duplicatesOf(tally(deliveries));
       const inboxRows = await count(`SELECT count(*) AS n FROM ${billingPrefix}inbox`);
