@@ -207,6 +207,22 @@ export class BrokerOperationError extends TidingsError<'broker-operation'> {
 }
 
 /**
+ * An event's key could not be read from a payload: the contract's key function threw, or did not
+ * return a non-empty string or a finite number (or a publish's `key` option was not one). Nothing
+ * was sent.
+ */
+export class PartitionKeyError extends TidingsError<'partition-key'> {
+  constructor(
+    /** Routing key of the event version. */
+    readonly routingKey: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('partition-key', `Cannot read the key of ${routingKey}: ${reason}`, options);
+  }
+}
+
+/**
  * The `code` of every error this module defines, for a `switch` over `error.code`. The optional
  * parts add their own: `idempotency-store` (tidings/redis, tidings/postgres), `replay`
  * (tidings/ops), `contracts` and `snapshot-format` (tidings/tooling).
@@ -224,4 +240,5 @@ export type TidingsErrorCode =
   | TopologyConflictError['code']
   | ConnectionError['code']
   | PublishBufferFullError['code']
-  | BrokerOperationError['code'];
+  | BrokerOperationError['code']
+  | PartitionKeyError['code'];

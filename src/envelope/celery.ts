@@ -264,6 +264,7 @@ export function decodeCelery(message: {
       correlationId: header(h, 'root_id') ?? id,
       causationId: header(h, 'parent_id'),
       traceparent: header(h, HEADERS.traceparent),
+      key: header(h, HEADERS.key),
     },
     payload,
   };

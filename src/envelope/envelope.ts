@@ -1,4 +1,5 @@
 import { parseRoutingKey } from '../contracts/event.js';
+import { bucketOf } from '../contracts/key.js';
 
 /**
  * The metadata that travels with every payload. Field names here and header names on the wire
@@ -25,6 +26,11 @@ export interface Envelope {
   readonly causationId?: string | undefined;
   /** W3C trace context, when the publisher had one. */
   readonly traceparent?: string | undefined;
+  /**
+   * The event's key (from its contract, or the publish's `key` option), what a partitioned
+   * consumer keeps in order; absent for an event without one. See docs/scaling.md.
+   */
+  readonly key?: string | undefined;
 }
 
 /** A header value as AMQP field tables carry it. */
@@ -98,6 +104,13 @@ export const HEADERS = {
   queue: 'tidings-queue',
   originalExchange: 'tidings-original-exchange',
   originalRoutingKey: 'tidings-original-routing-key',
+  /** The event's key, for keyed events (see `Envelope.key`). */
+  key: 'tidings-key',
+  /**
+   * The key's bucket, 0 … 63 in decimal (`bucketOf`), what partitioned subscriptions route on.
+   * A string, so a broker's header match compares it exactly whatever wrote it.
+   */
+  bucket: 'tidings-bucket',
 } as const;
 
 /** Why a message was dead-lettered; the value of the `tidings-dead-reason` header. */
@@ -137,6 +150,10 @@ export function envelopeToProperties(envelope: Envelope): MessageProperties {
   };
   if (envelope.causationId !== undefined) headers[HEADERS.causationId] = envelope.causationId;
   if (envelope.traceparent !== undefined) headers[HEADERS.traceparent] = envelope.traceparent;
+  if (envelope.key !== undefined) {
+    headers[HEADERS.key] = envelope.key;
+    headers[HEADERS.bucket] = String(bucketOf(envelope.key));
+  }
   return {
     messageId: envelope.id,
     correlationId: envelope.correlationId,
@@ -180,6 +197,7 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
     correlationId,
     causationId: str(h[HEADERS.causationId]),
     traceparent: str(h[HEADERS.traceparent]),
+    key: str(h[HEADERS.key]),
   };
 }
 

@@ -1,10 +1,13 @@
 import type { Consumer, Delivery } from '../transports/transport.js';
 import { type DeliveryScope, processDelivery } from './delivery.js';
 import type { RegisteredHandler } from './handlers.js';
+import { retryInPlace } from './partitions.js';
 
 /** One handler's share of the dispatcher: its consumer, what runs and what waits. */
 export interface Lane {
   readonly handler: RegisteredHandler;
+  /** The queue it consumes: the handler's, or one partition of it (`<queue>.p<i>`). */
+  readonly queue: string;
   consumer: Consumer | undefined;
   running: number;
   readonly waiting: Delivery[];
@@ -19,12 +22,17 @@ export class Dispatcher {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private closing = false;
+  /** Aborted by `close()`: ends the waits of in-place retries (partitioned handlers). */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly scope: DeliveryScope) {}
 
-  /** A lane for a handler; its consumer is attached once the transport starts delivering. */
-  lane(handler: RegisteredHandler): Lane {
-    return { handler, consumer: undefined, running: 0, waiting: [] };
+  /**
+   * A lane for a handler, consuming `queue` (default: the handler's); its consumer is attached
+   * once the transport starts delivering.
+   */
+  lane(handler: RegisteredHandler, queue = handler.queue): Lane {
+    return { handler, queue, consumer: undefined, running: 0, waiting: [] };
   }
 
   /** Takes one delivery of a lane: runs it, or queues it behind the lane's running handlers. */
@@ -53,6 +61,7 @@ export class Dispatcher {
    */
   close(): void {
     this.closing = true;
+    this.stopping.abort();
   }
 
   /** Gives the messages still waiting behind running handlers back to their queues. */
@@ -79,7 +88,17 @@ export class Dispatcher {
 
   private run(lane: Lane, delivery: Delivery): void {
     lane.running++;
-    processDelivery(this.scope, lane.handler, delivery)
+    const h = lane.handler;
+    // A partition keeps its keys in order: a retry waits in place instead of letting the next
+    // message of its queue overtake it.
+    const handled = h.partitions
+      ? processDelivery(
+          this.scope,
+          h,
+          retryInPlace(delivery, (d) => processDelivery(this.scope, h, d), this.stopping.signal),
+        )
+      : processDelivery(this.scope, h, delivery);
+    handled
       .catch((error: unknown) => {
         // Something failed outside the handler (the broker refused a settle, a store threw):
         // the message must not stay unsettled, holding a prefetch slot for ever. Park it for a

@@ -51,7 +51,7 @@ export class Lifecycle {
       this.publisher.markDeclared(topology.exchanges);
       for (const lane of lanes) {
         lane.consumer = await transport.consume(
-          lane.handler.queue,
+          lane.queue,
           { prefetch: lane.handler.prefetch },
           (d) => this.dispatcher.deliver(lane, d),
         );

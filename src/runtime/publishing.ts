@@ -12,6 +12,7 @@ import { StateError, UnroutableError } from '../errors.js';
 import type { Transport } from '../transports/transport.js';
 import type { Observers } from './events.js';
 import type { ResolvedServiceOptions } from './options.js';
+import { messageKey } from './partitions.js';
 import { validate } from './validate.js';
 
 /** Options of one publish. */
@@ -28,6 +29,12 @@ export interface PublishOptions<Ver extends number = number> {
   readonly traceparent?: string | undefined;
   /** Wire format of this message. @defaultValue the service's, else the exchange's */
   readonly format?: WireFormat | undefined;
+  /**
+   * The message's key, for the odd message whose key the contract cannot compute (see
+   * `EventOptions.key` and docs/scaling.md): a non-empty string or a finite number.
+   * @defaultValue the contract's key of the payload, else none
+   */
+  readonly key?: string | number | undefined;
 }
 
 /** Publishes a typed event; resolves with the envelope once the broker has the message. */
@@ -110,6 +117,7 @@ export class Publisher {
     options: PublishOptions | undefined,
     parent: Envelope | undefined,
   ): Promise<Envelope> {
+    const key = messageKey(event.versions[version - 1]!, value, options?.key);
     const id = options?.id ?? uuidv7();
     const envelope: Envelope = {
       id,
@@ -122,6 +130,7 @@ export class Publisher {
       correlationId: options?.correlationId ?? parent?.correlationId ?? id,
       causationId: options?.causationId ?? parent?.id,
       traceparent: options?.traceparent ?? parent?.traceparent,
+      key,
     };
     const exchange = envelope.exchange;
     const format = options?.format ?? this.service.format ?? event.exchange.format;

@@ -5,5 +5,5 @@ const broker = new MemoryBroker();
 
 describeTransportConformance('memory', {
   create: () => broker.transport(),
-  features: { durable: false, multiProcess: false },
+  features: { durable: false, multiProcess: false, partitions: true },
 });
