@@ -14,6 +14,14 @@ export interface Lane {
 }
 
 /**
+ * Whether a lane hands its queue over by releasing its consumer (a partition, on a transport that
+ * can) rather than by cancelling it and requeueing what it holds one message at a time.
+ */
+export function releases(lane: Lane): boolean {
+  return lane.handler.partitions !== undefined && lane.consumer?.release !== undefined;
+}
+
+/**
  * Flow control between the transport's deliveries and the handlers: at most `concurrency`
  * handlers of a queue run at once (the rest of its prefetch waits in order), and the service
  * knows how many messages it holds, so `stop()` can wait for them.
@@ -38,6 +46,9 @@ export class Dispatcher {
   /** Takes one delivery of a lane: runs it, or queues it behind the lane's running handlers. */
   deliver(lane: Lane, delivery: Delivery): void {
     if (this.closing) {
+      // A partition's consumer is released once its running message is done: that returns every
+      // delivery it holds at once and in place, so the next replica starts in order.
+      if (releases(lane)) return;
       // Delivered before the cancel took effect: back to the queue for another consumer.
       delivery.requeue().catch(() => {});
       return;
@@ -69,7 +80,8 @@ export class Dispatcher {
     for (const lane of lanes) {
       for (const d of lane.waiting.splice(0)) {
         this.inFlight--;
-        await d.requeue().catch(() => {});
+        // Left unsettled: releasing the consumer returns it in its place (see `deliver`).
+        if (!releases(lane)) await d.requeue().catch(() => {});
       }
     }
   }
@@ -119,7 +131,7 @@ export class Dispatcher {
         if (next && !this.closing) this.run(lane, next);
         else if (next) {
           this.inFlight--;
-          next.requeue().catch(() => {});
+          if (!releases(lane)) next.requeue().catch(() => {});
         }
         if (this.inFlight === 0 && this.idleWaiters.length > 0) {
           for (const resolve of this.idleWaiters.splice(0)) resolve();

@@ -1,6 +1,6 @@
 import { StateError } from '../errors.js';
 import type { Topology } from '../transports/transport.js';
-import type { Dispatcher, Lane } from './dispatch.js';
+import { type Dispatcher, type Lane, releases } from './dispatch.js';
 import type { ResolvedServiceOptions } from './options.js';
 import type { Publisher } from './publishing.js';
 
@@ -74,7 +74,12 @@ export class Lifecycle {
     this.current = 'stopping';
     this.dispatcher.close();
     await this.starting?.catch(() => {});
-    await Promise.allSettled(lanes.map((lane) => lane.consumer?.cancel()));
+    // Partitions keep consuming (what arrives is held, unsettled) until their running message is
+    // done, then release their consumers: see `releases`.
+    const released = lanes.filter(releases);
+    await Promise.allSettled(
+      lanes.filter((lane) => !releases(lane)).map((lane) => lane.consumer?.cancel()),
+    );
     await this.dispatcher.returnWaiting(lanes);
     const timeoutMs = this.service.shutdownTimeoutMs;
     if (!(await this.dispatcher.idle(timeoutMs))) {
@@ -84,6 +89,7 @@ export class Lifecycle {
       this.abort.abort(new StateError(`${this.service.name} is shutting down`));
       await this.dispatcher.idle(1000);
     }
+    await Promise.allSettled(released.map((lane) => lane.consumer?.release?.()));
     this.current = 'stopped';
   }
 }

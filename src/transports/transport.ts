@@ -150,6 +150,14 @@ export interface Consumer {
    * out may still be settled afterwards.
    */
   cancel(): Promise<void>;
+  /**
+   * Stops the consumer and gives every delivery it has not settled back to its queue at once, in
+   * their original places, before another consumer can take them; with a single active consumer
+   * (a partition), before the next consumer becomes active, so it starts where this one stopped.
+   * Settling such a delivery afterwards does nothing. Used to hand a partition over in order.
+   * Optional: without it the runtime cancels and requeues one delivery at a time.
+   */
+  release?(): Promise<void>;
 }
 
 /**

@@ -17,7 +17,7 @@ if (await brokerReachable(hostname, Number(port || 5672), 'RabbitMQ')) {
           connectionName: 'tidings conformance',
           logger: silentLogger,
         }),
-      features: { durable: true, multiProcess: true },
+      features: { durable: true, multiProcess: true, partitions: true },
     });
   }
 }

@@ -616,6 +616,11 @@ export class MemoryTransport implements Transport {
         consumer.cancelled = true;
         q.removeConsumer(consumer);
       },
+      release: async () => {
+        consumer.cancelled = true;
+        for (const d of [...consumer.unacked]) d.returnToQueue();
+        q.removeConsumer(consumer);
+      },
     };
   }
 
