@@ -7,11 +7,14 @@
  *
  * Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), BENCH_MESSAGES (per
  * measurement, default 20000), BENCH_ROUNDS (default 3), BENCH_QUEUE_TYPE (quorum or classic,
- * default quorum).
+ * default quorum), BENCH_ROUTING (set: also measure the routing of the partitioned topologies alone,
+ * the consistent-hash one when the plugin is enabled).
  */
 import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import * as amqplib from 'amqplib';
+import { bucketOf, partitionOfBucket } from '../src/contracts/key.js';
 import { createService, defineEvent, defineExchange, silentLogger } from '../src/index.js';
 import { type AmqpTransport, amqpTransport } from '../src/transports/amqp/index.js';
 
@@ -43,6 +46,34 @@ export interface PartitionBenchResult {
   readonly runs: readonly PartitionRun[];
   /** Median messages per second of each scenario over the rounds. */
   readonly medians: Readonly<Record<string, number>>;
+  /**
+   * The broker's routing alone (raw amqplib, confirmed persistent publishes, nothing consumed):
+   * a topic exchange to one queue, beside the two partitioned topologies; `undefined` when
+   * BENCH_ROUTING is unset.
+   */
+  readonly routing?: RoutingBench | undefined;
+}
+
+/** The routing measurement of {@link runRoutingBench}. */
+export interface RoutingBench {
+  readonly runs: readonly RoutingRun[];
+  /** Median publishes per second of each topology. */
+  readonly medians: Readonly<Record<string, number>>;
+  /** Where 100 messages without a key header went, per partition queue, per topology. */
+  readonly unkeyed: Readonly<Record<string, readonly number[]>>;
+  /** Why the consistent-hash topology was not measured, when it was not. */
+  readonly skipped?: string | undefined;
+}
+
+/** One routing measurement. */
+export interface RoutingRun {
+  /** `topic-queue`, `headers-64-buckets` or `consistent-hash`. */
+  readonly topology: string;
+  readonly round: number;
+  readonly messages: number;
+  readonly messagesPerSecond: number;
+  readonly loadBefore: number;
+  readonly loadAfter: number;
 }
 
 /** Options of {@link runPartitionBench}; each defaults to its environment variable. */
@@ -93,15 +124,12 @@ export async function runPartitionBench(
       );
     }
   }
-  const medians: Record<string, number> = {};
-  for (const scenario of new Set(runs.map((r) => r.scenario))) {
-    const rates = runs
-      .filter((r) => r.scenario === scenario)
-      .map((r) => r.messagesPerSecond)
-      .sort((a, b) => a - b);
-    medians[scenario] = rates[Math.floor(rates.length / 2)]!;
-  }
+  const medians = mediansOf(runs.map((r) => [r.scenario, r.messagesPerSecond]));
+  const routing = process.env.BENCH_ROUTING
+    ? await runRoutingBench(url, queueType, messages, rounds)
+    : undefined;
   return {
+    routing,
     url: url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@'),
     queueType,
     cores: cpus().length,
@@ -110,6 +138,178 @@ export async function runPartitionBench(
     prefetch: PREFETCH,
     runs,
     medians,
+  };
+}
+
+function mediansOf(pairs: readonly (readonly [string, number])[]): Record<string, number> {
+  const medians: Record<string, number> = {};
+  for (const name of new Set(pairs.map(([n]) => n))) {
+    const rates = pairs
+      .filter(([n]) => n === name)
+      .map(([, r]) => r)
+      .sort((a, b) => a - b);
+    medians[name] = rates[Math.floor(rates.length / 2)]!;
+  }
+  return medians;
+}
+
+type RoutingTopology = 'topic-queue' | 'headers-64-buckets' | 'consistent-hash';
+
+/**
+ * What each partitioned topology costs the broker to route, apart from everything else: raw
+ * amqplib publishes (persistent, confirmed, 1,000 in flight) with a key and its bucket, through
+ * a topic exchange bound exchange-to-exchange to (B) the headers exchange Tidings declares (64
+ * bucket bindings, an alternate exchange) or (A) an `x-consistent-hash` exchange hashing the
+ * `tidings-key` header (the plugin must be enabled), both over 4 queues; and a topic exchange
+ * straight to one queue as the baseline. Also records where messages without the header go.
+ */
+export async function runRoutingBench(
+  url: string,
+  queueType: 'quorum' | 'classic',
+  messages: number,
+  rounds: number,
+): Promise<RoutingBench> {
+  const connection = await amqplib.connect(url);
+  let skipped: string | undefined;
+  const topologies: RoutingTopology[] = ['topic-queue', 'headers-64-buckets', 'consistent-hash'];
+  {
+    const probe = await connection.createChannel();
+    probe.on('error', () => {});
+    const name = `bench-probe-${process.pid}`;
+    try {
+      await probe.assertExchange(name, 'x-consistent-hash', { durable: false, autoDelete: true });
+      await probe.deleteExchange(name);
+      await probe.close();
+    } catch (error) {
+      skipped = `the x-consistent-hash exchange type is not available (${(error as Error).message.split('\n')[0]})`;
+      topologies.pop();
+    }
+  }
+  const runs: RoutingRun[] = [];
+  const unkeyed: Record<string, number[]> = {};
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const topology of topologies) {
+        const run = await routeOnce(connection, queueType, topology, messages, round, unkeyed);
+        runs.push(run);
+        process.stderr.write(
+          `round ${round} routing ${topology.padEnd(19)} ${Math.round(run.messagesPerSecond)
+            .toString()
+            .padStart(
+              6,
+            )} msg/s  load ${run.loadBefore.toFixed(2)} -> ${run.loadAfter.toFixed(2)}\n`,
+        );
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+  return {
+    runs,
+    medians: mediansOf(runs.map((r) => [r.topology, r.messagesPerSecond])),
+    unkeyed,
+    skipped,
+  };
+}
+
+async function routeOnce(
+  connection: amqplib.ChannelModel,
+  queueType: 'quorum' | 'classic',
+  topology: RoutingTopology,
+  messages: number,
+  round: number,
+  unkeyed: Record<string, number[]>,
+): Promise<RoutingRun> {
+  const tag = `bench-route-${process.pid}-${Date.now().toString(36)}`;
+  const admin = await connection.createChannel();
+  const queueArgs = { 'x-queue-type': queueType };
+  const queues =
+    topology === 'topic-queue' ? [`${tag}.q`] : [0, 1, 2, 3].map((i) => `${tag}.p${i}`);
+  for (const q of queues) await admin.assertQueue(q, { durable: true, arguments: queueArgs });
+  await admin.assertExchange(tag, 'topic', { durable: true });
+  if (topology === 'topic-queue') {
+    await admin.bindQueue(queues[0]!, tag, 'r.*.e');
+  } else if (topology === 'headers-64-buckets') {
+    const split = `${tag}.partition.4`;
+    const fallback = `${tag}.unkeyed`;
+    await admin.assertExchange(fallback, 'fanout', { durable: true });
+    await admin.bindQueue(queues[0]!, fallback, '');
+    await admin.assertExchange(split, 'headers', {
+      durable: true,
+      arguments: { 'alternate-exchange': fallback },
+    });
+
+    for (let b = 0; b < 64; b++) {
+      await admin.bindQueue(queues[partitionOfBucket(b, 4)]!, split, '', {
+        'x-match': 'all',
+        'tidings-bucket': String(b),
+      });
+    }
+    await admin.bindExchange(split, tag, 'r.*.e');
+  } else {
+    const ring = `${tag}.hash`;
+    await admin.assertExchange(ring, 'x-consistent-hash', {
+      durable: true,
+      arguments: { 'hash-header': 'tidings-key' },
+    });
+    for (const q of queues) await admin.bindQueue(q, ring, '1');
+    await admin.bindExchange(ring, tag, 'r.*.e');
+  }
+  const channel = await connection.createConfirmChannel();
+  const loadBefore = loadavg()[0]!;
+  const started = performance.now();
+  const body = Buffer.from('{"customer":"c1","seq":1}');
+  const inFlight = new Set<Promise<void>>();
+  for (let i = 0; i < messages; i++) {
+    const key = `c${i % KEYS}`;
+    const p = new Promise<void>((resolve, reject) => {
+      channel.publish(
+        tag,
+        'r.v1.e',
+        body,
+        {
+          persistent: true,
+          headers: { 'tidings-key': key, 'tidings-bucket': String(bucketOf(key)) },
+        },
+        (error) => (error ? reject(error) : resolve()),
+      );
+    });
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+    if (inFlight.size >= 1000) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  const seconds = (performance.now() - started) / 1000;
+  const loadAfter = loadavg()[0]!;
+  if (round === 1 && topology !== 'topic-queue') {
+    const before = await Promise.all(queues.map((q) => admin.checkQueue(q)));
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < 100; i++) {
+      sent.push(
+        new Promise<void>((resolve, reject) => {
+          channel.publish(tag, 'r.v1.e', body, { persistent: true, headers: {} }, (error) =>
+            error ? reject(error) : resolve(),
+          );
+        }),
+      );
+    }
+    await Promise.all(sent);
+    const after = await Promise.all(queues.map((q) => admin.checkQueue(q)));
+    unkeyed[topology] = after.map((a, i) => a.messageCount - before[i]!.messageCount);
+  }
+  await channel.close();
+  for (const q of queues) await admin.deleteQueue(q);
+  for (const ex of [tag, `${tag}.partition.4`, `${tag}.unkeyed`, `${tag}.hash`]) {
+    await admin.deleteExchange(ex);
+  }
+  await admin.close();
+  return {
+    topology,
+    round,
+    messages,
+    messagesPerSecond: messages / seconds,
+    loadBefore,
+    loadAfter,
   };
 }
 
