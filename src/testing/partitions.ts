@@ -362,6 +362,12 @@ export function describePartitionConformance(name: string, options: PartitionSui
         expect(() => s.on(keyed, () => {}, { partitions: { count: 4, consume: [4] } })).toThrow(
           /consume must list/,
         );
+        // Fits as a plain queue (`<queue>.retry.dlq`), not as partitions (`<queue>.p63.retry.10`).
+        const long = 'q'.repeat(255 - '.retry.dlq'.length);
+        expect(() => s.on(keyed, () => {}, { queue: long })).not.toThrow();
+        expect(() => s.on(keyed, () => {}, { queue: long.slice(1), partitions: 2 })).toThrow(
+          /longer than AMQP's limit/,
+        );
       });
     });
   });
