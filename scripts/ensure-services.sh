@@ -38,6 +38,21 @@ for service in "$@"; do
       fi
       wait_for Redis 6379 30
       ;;
+    nats)
+      if ! listening 4222; then
+        # Debian's package; the server must keep JetStream on (-js) for the NATS transport.
+        if [ ! -x /usr/sbin/nats-server ] && command -v apt-get >/dev/null; then
+          echo "ensure-services: installing Debian's nats-server"
+          { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends nats-server; } >/dev/null 2>&1 || true
+        fi
+        echo "ensure-services: starting nats-server with JetStream"
+        mkdir -p /var/lib/nats-server
+        start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+          -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || true
+      fi
+      wait_for nats-server 4222 30
+      ;;
     postgresql)
       if ! listening 5432; then
         echo "ensure-services: starting PostgreSQL"

@@ -5,12 +5,12 @@
 
 /**
  * Base class of all errors raised by Tidings. `code` is stable and safe to match on; each class
- * has its own, typed as a literal (`ValidationError['code']` is `'validation'`), and
+ * narrows it to a literal of its own (`ValidationError['code']` is `'validation'`), and
  * {@link TidingsErrorCode} lists them all.
  */
-export class TidingsError<Code extends string = string> extends Error {
-  readonly code: Code;
-  constructor(code: Code, message: string, options?: { cause?: unknown }) {
+export class TidingsError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -18,7 +18,8 @@ export class TidingsError<Code extends string = string> extends Error {
 }
 
 /** A name (exchange, event, service) breaks the naming rules. Thrown at definition time. */
-export class InvalidNameError extends TidingsError<'invalid-name'> {
+export class InvalidNameError extends TidingsError {
+  declare readonly code: 'invalid-name';
   constructor(
     readonly kind: string,
     readonly value: string,
@@ -39,7 +40,8 @@ export interface ValidationIssue {
  * A payload does not satisfy its event's schema. On publish nothing is sent; on consume the
  * message is dead-lettered with reason `schema-violation`.
  */
-export class ValidationError extends TidingsError<'validation'> {
+export class ValidationError extends TidingsError {
+  declare readonly code: 'validation';
   constructor(
     /** Routing key of the event version the payload was checked against. */
     readonly routingKey: string,
@@ -61,7 +63,8 @@ function formatIssue(issue: ValidationIssue): string {
 }
 
 /** A published message matched no queue and the publisher's `unroutable` policy is `error`. */
-export class UnroutableError extends TidingsError<'unroutable'> {
+export class UnroutableError extends TidingsError {
+  declare readonly code: 'unroutable';
   constructor(
     readonly exchange: string,
     readonly routingKey: string,
@@ -75,7 +78,8 @@ export class UnroutableError extends TidingsError<'unroutable'> {
 }
 
 /** The broker refused to take responsibility for a message (RabbitMQ basic.nack, or an unknown exchange). */
-export class PublishRejectedError extends TidingsError<'publish-rejected'> {
+export class PublishRejectedError extends TidingsError {
+  declare readonly code: 'publish-rejected';
   constructor(
     readonly routingKey: string,
     reason: string,
@@ -89,7 +93,8 @@ export class PublishRejectedError extends TidingsError<'publish-rejected'> {
  * A message cannot be written in AMQP as given, for example a message id or correlation id over
  * 255 bytes where AMQP allows a short string. Nothing was sent.
  */
-export class MessageEncodingError extends TidingsError<'message-encoding'> {
+export class MessageEncodingError extends TidingsError {
+  declare readonly code: 'message-encoding';
   constructor(
     readonly routingKey: string,
     reason: string,
@@ -104,7 +109,8 @@ export class MessageEncodingError extends TidingsError<'message-encoding'> {
 }
 
 /** A publish waited longer than allowed (for a connection or for the broker's confirm). */
-export class PublishTimeoutError extends TidingsError<'publish-timeout'> {
+export class PublishTimeoutError extends TidingsError {
+  declare readonly code: 'publish-timeout';
   constructor(
     readonly routingKey: string,
     readonly waitedMs: number,
@@ -117,14 +123,16 @@ export class PublishTimeoutError extends TidingsError<'publish-timeout'> {
 }
 
 /** Something was used in a state that does not allow it (publishing after `stop()`, `on` after `start()`). */
-export class StateError extends TidingsError<'state'> {
+export class StateError extends TidingsError {
+  declare readonly code: 'state';
   constructor(message: string) {
     super('state', message);
   }
 }
 
 /** A configuration object has one or more problems; all of them are listed. */
-export class ConfigError extends TidingsError<'config'> {
+export class ConfigError extends TidingsError {
+  declare readonly code: 'config';
   constructor(
     readonly problems: readonly string[],
     what = 'configuration',
@@ -138,7 +146,8 @@ export class ConfigError extends TidingsError<'config'> {
  * dead-letter queue, with reason `handler-error` and error name `NonRetryableError` (or the
  * subclass's name).
  */
-export class NonRetryableError extends TidingsError<'non-retryable'> {
+export class NonRetryableError extends TidingsError {
+  declare readonly code: 'non-retryable';
   constructor(message: string, options?: { cause?: unknown }) {
     super('non-retryable', message, options);
   }
@@ -148,7 +157,8 @@ export class NonRetryableError extends TidingsError<'non-retryable'> {
  * A queue or exchange already exists with other arguments than the ones Tidings would declare.
  * Nothing was changed on the broker; delete the entity or align the options.
  */
-export class TopologyConflictError extends TidingsError<'topology-conflict'> {
+export class TopologyConflictError extends TidingsError {
+  declare readonly code: 'topology-conflict';
   constructor(
     readonly entity: string,
     readonly difference: string,
@@ -164,7 +174,8 @@ export class TopologyConflictError extends TidingsError<'topology-conflict'> {
 }
 
 /** The broker cannot be reached or refused the connection. The URL in the message has no password. */
-export class ConnectionError extends TidingsError<'connection'> {
+export class ConnectionError extends TidingsError {
+  declare readonly code: 'connection';
   constructor(message: string, options?: { cause?: unknown }) {
     super('connection', message, options);
   }
@@ -175,7 +186,8 @@ export class ConnectionError extends TidingsError<'connection'> {
  * waiting for a connection to the broker to come back. Nothing was sent; retry later, or raise
  * the transport's buffer limit.
  */
-export class PublishBufferFullError extends TidingsError<'publish-buffer-full'> {
+export class PublishBufferFullError extends TidingsError {
+  declare readonly code: 'publish-buffer-full';
   constructor(
     readonly routingKey: string,
     /** How many publishes may wait at once. */
@@ -193,7 +205,8 @@ export class PublishBufferFullError extends TidingsError<'publish-buffer-full'> 
  * The broker refused an operation other than a publish (declaring, binding, deleting, consuming)
  * for a reason that is not an argument conflict, such as missing permissions.
  */
-export class BrokerOperationError extends TidingsError<'broker-operation'> {
+export class BrokerOperationError extends TidingsError {
+  declare readonly code: 'broker-operation';
   constructor(
     /** What was attempted, e.g. `declare queue "billing.order.submit"`. */
     readonly operation: string,
@@ -211,7 +224,8 @@ export class BrokerOperationError extends TidingsError<'broker-operation'> {
  * return a non-empty string or a finite number (or a publish's `key` option was not one). Nothing
  * was sent.
  */
-export class PartitionKeyError extends TidingsError<'partition-key'> {
+export class PartitionKeyError extends TidingsError {
+  declare readonly code: 'partition-key';
   constructor(
     /** Routing key of the event version. */
     readonly routingKey: string,
@@ -219,6 +233,27 @@ export class PartitionKeyError extends TidingsError<'partition-key'> {
     options?: { cause?: unknown },
   ) {
     super('partition-key', `Cannot read the key of ${routingKey}: ${reason}`, options);
+  }
+}
+
+/**
+ * The transport cannot express a binding: NATS JetStream has no wildcard for "zero or more words"
+ * before a literal word (`order.#.submit`), and nats-server 2.9 gives a consumer one filter
+ * subject, so two bindings of one queue whose patterns overlap without one containing the other
+ * cannot share it. Thrown by `declare` before anything is created; nothing is routed wrongly.
+ */
+export class UnsupportedBindingError extends TidingsError {
+  declare readonly code: 'unsupported-binding';
+  constructor(
+    readonly queue: string,
+    readonly exchange: string,
+    readonly pattern: string,
+    readonly reason: string,
+  ) {
+    super(
+      'unsupported-binding',
+      `Cannot bind queue "${queue}" to exchange "${exchange}" with "${pattern}": ${reason}.`,
+    );
   }
 }
 
@@ -241,4 +276,5 @@ export type TidingsErrorCode =
   | ConnectionError['code']
   | PublishBufferFullError['code']
   | BrokerOperationError['code']
+  | UnsupportedBindingError['code']
   | PartitionKeyError['code'];

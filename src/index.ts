@@ -3,7 +3,8 @@
  * service needs: contracts, services and handlers, connecting to a broker, the errors, and the
  * embedded broker. Below it: `tidings/wire` (envelopes, codecs, routing keys and patterns, for
  * transports and tools), `tidings/ops` (dead-letter operations), `tidings/memory`, `tidings/amqp`,
- * `tidings/redis`, `tidings/postgres`, `tidings/tooling` and `tidings/testing`.
+ * `tidings/nats`, `tidings/redis`, `tidings/postgres`, `tidings/tooling`, `tidings/console` and
+ * `tidings/testing`.
  *
  * @module
  */
@@ -98,6 +99,9 @@ export {
   type PublishOutcome,
   partitionQueueName,
   type QueueSpec,
+  type QueueStats,
+  type Tap,
+  type TapOptions,
   type Topology,
   type Transport,
   type TransportFeatures,

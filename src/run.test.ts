@@ -79,4 +79,31 @@ describe('runService', () => {
     expect(closed).toBe(true);
     expect(process.listenerCount('SIGUSR2')).toBe(0);
   });
+
+  it('waits for a start in progress when a signal comes, then stops what it started', async () => {
+    const steps: string[] = [];
+    let release: () => void = () => {};
+    const running = runService({
+      name: 'slow',
+      brokerUrl: 'memory://run-test-slow',
+      logger: silentLogger,
+      signals: ['SIGUSR2'],
+      start: async () => {
+        steps.push('starting');
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        steps.push('started');
+        return { stop: async () => void steps.push('stopped') };
+      },
+    });
+    await ticks();
+    process.emit('SIGUSR2', 'SIGUSR2');
+    await ticks();
+    expect(steps).toEqual(['starting']);
+    release();
+    await (await running).stop();
+    expect(steps).toEqual(['starting', 'started', 'stopped']);
+    expect(process.listenerCount('SIGUSR2')).toBe(0);
+  });
 });

@@ -60,23 +60,22 @@ export async function runService<App extends Stoppable>(
 ): Promise<RunningService<App>> {
   const url = options.brokerUrl ?? process.env.BROKER_URL ?? 'memory://';
   const logger = options.logger ?? processLogger(options.name);
-  const transport = await connect(url);
-  let app: App;
-  try {
-    app = await options.start(transport);
-  } catch (error) {
-    await transport.close().catch(() => {});
-    throw error;
-  }
-  logger.info(`started on ${redactUrl(url)}`);
+  let transport: Transport | undefined;
+  let app: App | undefined;
   let stopping: Promise<void> | undefined;
+  // The signal handlers come first: a SIGTERM while `start` runs (its consumers may already be
+  // taking messages) must wait for it and then stop cleanly, not kill the process mid-handler.
   const stop = () => {
     stopping ??= (async () => {
       try {
-        await app.stop();
+        await starting.catch(() => {});
+        await app?.stop();
       } finally {
-        await transport.close();
-        removeSignals();
+        try {
+          await transport?.close();
+        } finally {
+          removeSignals();
+        }
       }
     })();
     return stopping;
@@ -86,7 +85,23 @@ export async function runService<App extends Stoppable>(
     logger,
     signals: options.signals,
   });
-  return { app, transport, stop };
+  const starting = (async () => {
+    transport = await connect(url);
+    try {
+      app = await options.start(transport);
+    } catch (error) {
+      await transport.close().catch(() => {});
+      throw error;
+    }
+  })();
+  try {
+    await starting;
+  } catch (error) {
+    removeSignals();
+    throw error;
+  }
+  logger.info(`started on ${redactUrl(url)}`);
+  return { app: app!, transport: transport!, stop };
 }
 
 /** Like `consoleLogger`, with info lines too: a process says when it started and stopped. */

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 /**
@@ -16,6 +17,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
  */
 const LAYERS: readonly (readonly string[])[] = [
   ['errors.ts', 'redact.ts', 'logger.ts'],
+  ['emitter.ts'],
   ['contracts/'],
   ['envelope/'],
   ['transports/transport.ts'],
@@ -43,21 +45,39 @@ function sources(dir: string): string[] {
   });
 }
 
-/** Relative imports of every source file, as paths from src/ (`runtime/service.ts`). */
-function importGraph(): Map<string, string[]> {
-  const graph = new Map<string, string[]>();
+/** Every module specifier of a file: imports, re-exports, `import()` and `require()`, as written. */
+function specifiers(text: string): string[] {
+  const info = ts.preProcessFile(text, true, true);
+  const found = info.importedFiles.map((f) => f.fileName);
+  // preProcessFile sees `require('x')` only at the top level; createRequire's are anywhere.
+  for (const m of text.matchAll(/\brequire\s*\(\s*['"`]([^'"`]+)['"`]\s*\)/g)) found.push(m[1]!);
+  return found;
+}
+
+/** Every source file with the specifiers it imports. */
+function sourcesWithImports(): Map<string, string[]> {
+  const all = new Map<string, string[]>();
   for (const path of sources(SRC)) {
-    const text = readFileSync(path, 'utf8');
-    const targets = [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.[^']+)'/g)].map((m) =>
-      relative(SRC, resolve(dirname(path), m[1]!)).replace(/\.js$/, '.ts'),
-    );
-    graph.set(relative(SRC, path), [...new Set(targets)]);
+    all.set(relative(SRC, path), specifiers(readFileSync(path, 'utf8')));
+  }
+  return all;
+}
+
+/** Relative imports of every source file, as paths from src/ (`runtime/service.ts`). */
+function importGraph(imports: Map<string, string[]>): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const [file, found] of imports) {
+    const targets = found
+      .filter((s) => s.startsWith('.'))
+      .map((s) => relative(SRC, resolve(SRC, dirname(file), s)).replace(/\.js$/, '.ts'));
+    graph.set(file, [...new Set(targets)]);
   }
   return graph;
 }
 
 describe('architecture', () => {
-  const graph = importGraph();
+  const imports = sourcesWithImports();
+  const graph = importGraph(imports);
 
   it('has every import point to a lower layer or within its own part', () => {
     const upward: string[] = [];
@@ -91,12 +111,19 @@ describe('architecture', () => {
   });
 
   it('keeps broker clients out of contracts, envelope and runtime', () => {
-    const clients = /from '(amqplib|@nats-io\/[^']+|pg|ioredis)'/;
-    const offenders = [...graph.keys()].filter(
-      (file) =>
-        /^(contracts|envelope|runtime)\//.test(file) &&
-        clients.test(readFileSync(join(SRC, file), 'utf8')),
+    const clients = /^(amqplib|@nats-io\/|pg$|pg\/|ioredis|@opentelemetry\/)/;
+    const offenders = [...imports].flatMap(([file, found]) =>
+      /^(contracts|envelope|runtime)\//.test(file)
+        ? found.filter((s) => clients.test(s)).map((s) => `${file} -> ${s}`)
+        : [],
     );
     expect(offenders).toEqual([]);
+  });
+
+  it('never imports the package by its own name from inside it (that would hide an upward arrow)', () => {
+    const selfImports = [...imports].flatMap(([file, found]) =>
+      found.filter((s) => /^tidings(\/|$)/.test(s)).map((s) => `${file} -> ${s}`),
+    );
+    expect(selfImports).toEqual([]);
   });
 });

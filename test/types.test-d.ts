@@ -1,4 +1,5 @@
 import {
+  type ConfigError,
   createService,
   defineEvent,
   defineExchange,
@@ -6,8 +7,12 @@ import {
   type Handler,
   type HandlerContext,
   memoryTransport,
+  NonRetryableError,
   type Payload,
   type PayloadInput,
+  TidingsError,
+  type TidingsErrorCode,
+  type ValidationError,
   type VersionOf,
 } from 'tidings';
 import * as v from 'valibot';
@@ -206,5 +211,22 @@ describe('event keys', () => {
     void service.publish(placed, { id: 1, customer: 'c' }, { key: 'c' });
     service.on(placed, () => {}, { partitions: 4 });
     service.on(placed, () => {}, { queue: 'q2', partitions: { count: 8, consume: [0, 1] } });
+  });
+});
+
+describe('error codes', () => {
+  it("types each class's code as its literal, and the base's as a string", () => {
+    expectTypeOf<ValidationError['code']>().toEqualTypeOf<'validation'>();
+    expectTypeOf<ConfigError['code']>().toEqualTypeOf<'config'>();
+    expectTypeOf<TidingsError['code']>().toEqualTypeOf<string>();
+    expectTypeOf<'validation'>().toExtend<TidingsErrorCode>();
+    // A handler's own subclass keeps the code of NonRetryableError.
+    class OutOfStock extends NonRetryableError {}
+    expectTypeOf<OutOfStock['code']>().toEqualTypeOf<'non-retryable'>();
+    const e: unknown = new Error();
+    if (e instanceof TidingsError) {
+      // @ts-expect-error a code is a string, not a number
+      e.code.toFixed(2);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import type { BillingBooks, BillingService, Books } from '@ecommerce/billing';
 import {
   Chargeback,
   Dispatched,
@@ -6,68 +7,124 @@ import {
   orderTotalCents,
   toCents,
 } from '@ecommerce/contracts';
+import type { LogisticService } from '@ecommerce/logistic';
+import type { NotificationService } from '@ecommerce/notification';
+import type { OrderService } from '@ecommerce/order';
 import type { Envelope, Service } from 'tidings';
 import { plural } from './scenario.js';
-import type { Ecommerce } from './system.js';
 
 /** Width of the service column: the longest name, `notification`. */
 const WHO = 12;
 /** Width of the event column: the longest routing key, `logistic.v1.dispatched`. */
 const WHAT = 22;
 
+/** What the narration's arrows and abbreviations mean: the first line of every demo. */
+export const LEGEND = '-> publishes, <- handles, >> HTTP call, Dr/Cr debit/credit';
+
 /** Formats one line of the flow: who, an arrow (`->` published, `<-` handled), what, details. */
 export function flowLine(who: string, arrow: string, what: string, details: string): string {
   return `${who.padEnd(WHO)} ${arrow} ${what.padEnd(WHAT)} ${details}`.trimEnd();
 }
 
+/** The services to narrate: all four in one process, or the one a process runs. */
+export interface Narrated {
+  readonly order?: Pick<OrderService, 'service' | 'orders'> | undefined;
+  readonly billing?: Pick<BillingService<BillingBooks>, 'service' | 'books'> | undefined;
+  readonly logistic?: Pick<LogisticService, 'service' | 'warehouse'> | undefined;
+  readonly notification?: Pick<NotificationService, 'service' | 'outbox'> | undefined;
+}
+
 /**
  * Prints the flow of events as it happens: every message a service publishes (`->`) and handles
  * (`<-`), with what the message says and what the handler did, read back from the service's
- * domain. Failures and dead letters are printed too. Returns a function that stops printing.
+ * domain. A message converted to the handler's version says so (`downcast to v1`). Failures and
+ * dead letters are printed too. Returns a function that stops printing.
+ *
+ * The in-process demo narrates all four services; each service process of the multi-process
+ * demo narrates itself (`LOG_EVENTS=1`), so both print the same lines.
  */
-export function narrate(system: Ecommerce, print: (line: string) => void): () => void {
-  const outcome: Record<string, (envelope: Envelope, orderId: number) => string> = {
-    order: (_, orderId) => `order #${orderId} is now ${system.order.orders.get(orderId)?.status}`,
-    billing: (envelope) => describeEntry(system, envelope.id),
-    logistic: (envelope) => {
-      const s = system.logistic.warehouse.list().find((x) => x.causedBy === envelope.id);
-      return s ? `packed ${s.id} (${plural(s.items, 'item')})` : 'nothing to ship';
-    },
-    notification: (envelope) => {
-      const n = system.notification.outbox.list().find((x) => x.messageId === envelope.id);
-      return n ? `would email ${n.to}: "${n.subject}"` : 'nothing to send';
-    },
-  };
-  const services: Service[] = [
-    system.order.service,
-    system.billing.service,
-    system.logistic.service,
-    system.notification.service,
-  ];
-  const stops = services.flatMap((service) => [
-    service.observe('published', ({ envelope, payload }) => {
-      const { text } = summarise(envelope, payload);
-      print(flowLine(service.name, '->', envelope.type, text));
-    }),
-    service.observe('handled', ({ envelope, payload }) => {
-      const { orderId } = summarise(envelope, payload);
-      const did = outcome[service.name]?.(envelope, orderId) ?? 'handled';
-      print(flowLine(service.name, '<-', envelope.type, `#${orderId}: ${did}`));
-    }),
-    service.observe('failed', ({ envelope, attempt, willRetry, error }) => {
-      const why = error instanceof Error ? error.message : String(error);
-      const next = willRetry ? 'will retry' : 'giving up';
-      print(
-        flowLine(service.name, '!!', envelope.type, `attempt ${attempt} failed (${next}): ${why}`),
-      );
-    }),
-    service.observe('dead-lettered', ({ routingKey, reason }) => {
-      print(flowLine(service.name, '!!', routingKey, `dead-lettered: ${reason}`));
-    }),
-  ]);
+export function narrate(system: Narrated, print: (line: string) => void): () => void {
+  const { order, billing, logistic, notification } = system;
+  const outcomes: [Service, (envelope: Envelope, orderId: number) => string][] = [];
+  if (order) {
+    outcomes.push([
+      order.service,
+      (_, orderId) => `order #${orderId} is now ${order.orders.get(orderId)?.status}`,
+    ]);
+  }
+  if (billing) outcomes.push([billing.service, (envelope) => describeEntry(billing, envelope.id)]);
+  if (logistic) {
+    outcomes.push([
+      logistic.service,
+      (envelope) => {
+        const s = logistic.warehouse.list().find((x) => x.causedBy === envelope.id);
+        return s ? `packed ${s.id} (${plural(s.items, 'item')})` : 'nothing to ship';
+      },
+    ]);
+  }
+  if (notification) {
+    outcomes.push([
+      notification.service,
+      (envelope) => {
+        const n = notification.outbox.list().find((x) => x.messageId === envelope.id);
+        return n ? `would email ${n.to}: "${n.subject}"` : 'nothing to send';
+      },
+    ]);
+  }
+  const stops = outcomes.flatMap(([service, outcome]) => {
+    const versions = handlerVersions(service);
+    return [
+      service.observe('published', ({ envelope, payload }) => {
+        const { text } = summarise(envelope, payload);
+        print(flowLine(service.name, '->', envelope.type, text));
+      }),
+      service.observe('handled', ({ queue, envelope, payload }) => {
+        const { orderId } = summarise(envelope, payload);
+        const mine = versions.get(`${queue} ${envelope.exchange}.${envelope.event}`);
+        const converted =
+          mine === undefined || mine === envelope.version
+            ? ''
+            : ` (${mine < envelope.version ? 'downcast' : 'upcast'} to v${mine})`;
+        print(
+          flowLine(
+            service.name,
+            '<-',
+            envelope.type,
+            `#${orderId}${converted}: ${outcome(envelope, orderId)}`,
+          ),
+        );
+      }),
+      service.observe('failed', ({ envelope, attempt, willRetry, error }) => {
+        const why = error instanceof Error ? error.message : String(error);
+        const next = willRetry ? 'will retry' : 'giving up';
+        print(
+          flowLine(
+            service.name,
+            '!!',
+            envelope.type,
+            `attempt ${attempt} failed (${next}): ${why}`,
+          ),
+        );
+      }),
+      service.observe('dead-lettered', ({ routingKey, reason }) => {
+        print(flowLine(service.name, '!!', routingKey, `dead-lettered: ${reason}`));
+      }),
+    ];
+  });
   return () => {
     for (const stop of stops) stop();
   };
+}
+
+/** The version each handler of a service is written against, by `<queue> <exchange>.<event>`. */
+function handlerVersions(service: Service): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const h of service.describe().handlers) {
+    for (const { event, version } of h.events) {
+      out.set(`${h.queue} ${event.exchange.name}.${event.name}`, version);
+    }
+  }
+  return out;
 }
 
 /** The order an event is about, and a short account of what it says. */
@@ -96,8 +153,14 @@ function summarise(envelope: Envelope, payload: unknown): { orderId: number; tex
   }
 }
 
-function describeEntry(system: Ecommerce, messageId: string): string {
-  const entry = system.billing.books.ledger.journal().find((e) => e.messageId === messageId);
+function describeEntry(
+  billing: Pick<BillingService<BillingBooks>, 'books'>,
+  messageId: string,
+): string {
+  // Books in PostgreSQL answer asynchronously; the narration reads the in-memory ledger only.
+  const ledger = (billing.books as Partial<Books>).ledger;
+  if (!ledger) return 'posted (see GET /journal)';
+  const entry = ledger.journal().find((e) => e.messageId === messageId);
   if (!entry) return 'nothing to post';
   if (entry.reverses) return `posted ${entry.id}, reversing ${entry.reverses}`;
   const postings = entry.postings.map(

@@ -52,8 +52,8 @@ export const CHARGEBACK = { orderId: 2, reason: 'card reported stolen' } as cons
  * Plays the scenario against running services, through their HTTP APIs only, so it works the
  * same whether they run in this process or as separate processes on a real broker: places the
  * orders, waits until they are billed, shipped and notified, charges one back, waits until it
- * is reversed, and returns what the services then answer. `say` reports each client step: `>>` an HTTP call, `..` a wait that
- * ended.
+ * is reversed, and returns what the services then answer. `say` reports each client step: `>>` an
+ * HTTP call, `..` a wait that ended. A wait that times out says what the services answered last.
  */
 export async function runScenario(
   urls: ServiceUrls,
@@ -64,25 +64,69 @@ export async function runScenario(
     say(`>> POST /orders (${draft.customer.name}, ${plural(draft.lines.length, 'line')})`);
     await send('POST', `${urls.order}/orders`, draft, 201);
   }
-  await waitFor('orders billed, shipped, notified and dispatched', timeoutMs, async () => {
-    const o = await observe(urls);
-    return (
-      o.journal.length === ORDERS.length &&
-      o.shipments.length === ORDERS.length &&
-      o.notifications.length === 2 * ORDERS.length &&
-      o.orders.every((order) => order.status === 'dispatched')
-    );
-  });
+  await waitFor(
+    'orders billed, shipped, notified and dispatched',
+    timeoutMs,
+    async () => {
+      const o = await observe(urls);
+      return (
+        o.journal.length === ORDERS.length &&
+        o.shipments.length === ORDERS.length &&
+        o.notifications.length === 2 * ORDERS.length &&
+        o.orders.every((order) => order.status === 'dispatched')
+      );
+    },
+    async () => describeProgress(await observe(urls), ORDERS.length),
+  );
   say('.. settled: every order is billed, shipped, notified and dispatched');
   const path = `/orders/${CHARGEBACK.orderId}/chargeback`;
   say(`>> POST ${path} (${CHARGEBACK.reason})`);
   await send('POST', `${urls.order}${path}`, { reason: CHARGEBACK.reason }, 200);
-  await waitFor('chargeback reversed in the ledger', timeoutMs, async () => {
-    const { journal } = await observe(urls);
-    return journal.some((entry) => entry.reverses !== undefined);
-  });
+  await waitFor(
+    'chargeback reversed in the ledger',
+    timeoutMs,
+    async () => {
+      const { journal } = await observe(urls);
+      return journal.some((entry) => entry.reverses !== undefined);
+    },
+    async () => describeProgress(await observe(urls), ORDERS.length + 1),
+  );
   say('.. settled: the chargeback is reversed in the ledger');
   return observe(urls);
+}
+
+/**
+ * What the services hold, counted against what the scenario expects, with the orders each count
+ * is about: `journal 5 entries (expected 3: orders #1, #2, #3, #9000, #9001)`. Orders the
+ * scenario did not place stand out: something else put them on the broker.
+ */
+export function describeProgress(o: Outcome, entries: number): string {
+  const orders = (ids: readonly number[]) =>
+    ids.length === 0 ? '' : `: orders ${[...new Set(ids)].map((id) => `#${id}`).join(', ')}`;
+  const count = (what: string, n: number, expected: number, ids: readonly number[]) =>
+    `${what} ${n} (expected ${expected}${orders(ids)})`;
+  const statuses = o.orders.map((order) => `#${order.id} ${order.status}`).join(', ');
+  return [
+    count(
+      'journal entries',
+      o.journal.length,
+      entries,
+      o.journal.map((e) => e.orderId),
+    ),
+    count(
+      'shipments',
+      o.shipments.length,
+      ORDERS.length,
+      o.shipments.map((s) => s.orderId),
+    ),
+    count(
+      'notifications',
+      o.notifications.length,
+      2 * ORDERS.length,
+      o.notifications.map((n) => n.orderId),
+    ),
+    `orders ${statuses || 'none'}`,
+  ].join('; ');
 }
 
 /** Reads the state of every service over HTTP. */
@@ -99,17 +143,26 @@ export async function observe(urls: ServiceUrls): Promise<Outcome> {
 
 /**
  * Polls `settled` every 20 ms until it returns true; rejects after `timeoutMs` naming what it
- * waited for. Asynchronous work has no "done" signal, so a bounded poll is the honest wait.
+ * waited for and, when `seen` is given, what it saw last (`seen` is asked once, at the timeout).
+ * Asynchronous work has no "done" signal, so a bounded poll is the honest wait.
  */
 export async function waitFor(
   what: string,
   timeoutMs: number,
   settled: () => Promise<boolean>,
+  seen?: () => Promise<string>,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await settled())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    if (Date.now() > deadline) {
+      const saw = seen
+        ? await seen().then(
+            (text) => `; saw ${text}`,
+            (error: unknown) => `; could not read what the services hold: ${String(error)}`,
+          )
+        : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${saw}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

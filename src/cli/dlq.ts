@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import {
   type DeadLetter,
+  inspectDeadLetters,
   listDeadLetters,
   purgeDeadLetters,
   replayDeadLetters,
@@ -10,7 +11,8 @@ import {
 import { connect, redactUrl } from '../transports/connect.js';
 import { deadLetterQueueName, type Transport } from '../transports/transport.js';
 import { CliError } from './errors.js';
-import type { Io } from './io.js';
+import { type Io, terminalColumns } from './io.js';
+import { boundedJson, fitTable } from './show.js';
 
 /** What the dead-letter commands need besides their arguments. */
 export interface DlqContext {
@@ -58,6 +60,15 @@ async function open(url: string, ctx: DlqContext): Promise<Transport> {
       logger: silentLogger,
     });
   }
+  if (parsed.protocol === 'nats:') {
+    const { natsTransport } = await import('../transports/nats/index.js');
+    return natsTransport({
+      url,
+      name: 'tidings-cli',
+      connectTimeoutMs: 5000,
+      logger: silentLogger,
+    });
+  }
   try {
     return await connect(url);
   } catch (error) {
@@ -74,7 +85,7 @@ export async function withBroker<T>(
 ): Promise<T> {
   if (!url) {
     throw new CliError(
-      'no broker: pass --broker <url> or set BROKER_URL (e.g. amqp://guest:guest@localhost:5672)',
+      'no broker: pass --broker <url> or set BROKER_URL (e.g. amqp://guest:guest@localhost:5672 or nats://localhost:4222)',
     );
   }
   const transport = await open(url, ctx);
@@ -83,9 +94,21 @@ export async function withBroker<T>(
   } catch (error) {
     if (error instanceof CliError) throw error;
     const message = error instanceof Error ? error.message : String(error);
-    throw new CliError(`${message} (broker ${redactUrl(url)})`, { exitCode: 1, cause: error });
+    // Connection errors already name the broker (redacted): say it once.
+    const where = namesBroker(message, url) ? '' : ` (broker ${redactUrl(url)})`;
+    throw new CliError(`${message}${where}`, { exitCode: 1, cause: error });
   } finally {
     await transport.close().catch(() => {});
+  }
+}
+
+/** Whether a message already names the broker of `url` (its host and port). */
+function namesBroker(message: string, url: string): boolean {
+  try {
+    const { host } = new URL(url);
+    return host !== '' && (message.includes(`@${host}`) || message.includes(`//${host}`));
+  } catch {
+    return false;
   }
 }
 
@@ -98,8 +121,16 @@ function age(since: string | undefined, now = Date.now()): string {
   return `${Math.round(s / 86_400)}d`;
 }
 
-/** Renders dead letters as an aligned table: id, event, reason, attempts, age, error. */
-export function formatTable(letters: readonly DeadLetter[], now = Date.now()): string {
+/**
+ * Renders dead letters as an aligned table: id, event, reason, attempts, age, error. Control
+ * characters are shown as spaces (a header can hold anything, terminal escapes included), and
+ * cells are cut (`…`) so that no row is wider than `columns`.
+ */
+export function formatTable(
+  letters: readonly DeadLetter[],
+  now = Date.now(),
+  columns = DEFAULT_COLUMNS,
+): string {
   const rows = [
     ['ID', 'EVENT', 'REASON', 'ATTEMPTS', 'AGE', 'ERROR'],
     ...letters.map((d) => [
@@ -111,39 +142,40 @@ export function formatTable(letters: readonly DeadLetter[], now = Date.now()): s
       d.error.length > 60 ? `${d.error.slice(0, 59)}…` : d.error,
     ]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return `${rows
-    .map((r) =>
-      r
-        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')}\n`;
+  // The id stays whole as long as the other columns can give way: it is what show and replay take.
+  return `${fitTable(rows, columns, [0]).join('\n')}\n`;
 }
+
+/** The width a table is cut to when the output is not a terminal. */
+export const DEFAULT_COLUMNS = 160;
 
 function toJson(d: DeadLetter): Record<string, unknown> {
   const body = d.body.toString('utf8');
-  let payload: unknown = body;
-  try {
-    payload = JSON.parse(body);
-  } catch {
-    // Not JSON (that may be why it is here): shown as text.
-  }
+  const payload = boundedJson(body);
   return {
     id: d.id,
     type: d.type,
     reason: d.reason,
     error: d.error,
     attempts: d.attempts,
+    firstFailedAt: d.firstFailedAt,
     deadLetteredAt: d.deadLetteredAt,
     queue: d.queue,
     service: d.service,
-    headers: Object.fromEntries(
-      Object.entries(d.headers).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : v]),
-    ),
-    body: payload,
+    headers: payload.headers(d.headers),
+    body: payload.value,
+    ...(payload.note && { bodyNote: payload.note }),
   };
+}
+
+/** JSON text for the CLI's output; never throws, whatever the value holds. */
+function stringify(value: unknown): string {
+  try {
+    return JSON.stringify(value, null, 2);
+  } catch (error) {
+    // boundedJson keeps nesting shallow, so this is a last resort, not a path taken.
+    return JSON.stringify({ error: `cannot show this as JSON: ${(error as Error).message}` });
+  }
 }
 
 /** `tidings dlq list <queue> [--json] [--limit n]`. */
@@ -153,16 +185,23 @@ export async function dlqList(
   ctx: DlqContext,
 ): Promise<number> {
   const queue = dlqName(options.queue);
-  const letters = await withBroker(options.broker, ctx, (t) =>
-    listDeadLetters(t, queue, { limit: options.limit }),
+  const { letters, depth } = await withBroker(options.broker, ctx, (t) =>
+    inspectDeadLetters(t, queue, { limit: options.limit }),
   );
+  const count = (n: number) => `${n} message${n === 1 ? '' : 's'}`;
+  const cut = depth !== undefined && depth > letters.length;
+  const summary = cut
+    ? `${letters.length} of ${count(depth)} in ${queue} (--limit ${options.limit})`
+    : `${count(letters.length)} in ${queue}`;
   if (options.json) {
-    io.stdout(`${JSON.stringify(letters.map(toJson), null, 2)}\n`);
+    io.stdout(`${stringify(letters.map(toJson))}\n`);
+    // stdout stays one JSON document; how much was left out goes beside it.
+    if (cut) io.stderr(`${summary}\n`);
   } else if (letters.length === 0) {
     io.stdout(`${queue} is empty.\n`);
   } else {
-    io.stdout(formatTable(letters));
-    io.stdout(`${letters.length} message${letters.length === 1 ? '' : 's'} in ${queue}\n`);
+    io.stdout(formatTable(letters, Date.now(), terminalColumns(io) ?? DEFAULT_COLUMNS));
+    io.stdout(`${summary}\n`);
   }
   return 0;
 }
@@ -179,7 +218,7 @@ export async function dlqShow(
   );
   const found = letters.find((d) => d.id === options.id);
   if (!found) throw new CliError(`no message with id ${options.id} in ${queue}`, { exitCode: 1 });
-  io.stdout(`${JSON.stringify(toJson(found), null, 2)}\n`);
+  io.stdout(`${stringify(toJson(found))}\n`);
   return 0;
 }
 

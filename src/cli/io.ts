@@ -4,8 +4,20 @@ import { dirname, resolve } from 'node:path';
 /** Where the CLI reads and writes: the process, or a test's buffers. */
 export interface Io {
   readonly cwd: string;
+  /** Width of the terminal stdout writes to; `undefined` when it is not a terminal. */
+  readonly columns?: number | undefined;
   stdout(text: string): void;
   stderr(text: string): void;
+}
+
+/**
+ * The width tables are cut to: the terminal's, else a positive `COLUMNS` from the environment,
+ * else `undefined` (the caller's default).
+ */
+export function terminalColumns(io: Io, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  if (io.columns !== undefined && io.columns > 0) return io.columns;
+  const fromEnv = Number(env.COLUMNS);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
 const pending: Promise<void>[] = [];
 const code = await run(process.argv.slice(2), {
   cwd: process.cwd(),
+  columns: process.stdout.isTTY ? process.stdout.columns : undefined,
   stdout: (text) => pending.push(write(process.stdout, text)),
   stderr: (text) => pending.push(write(process.stderr, text)),
 });

@@ -67,7 +67,7 @@ describe('run', () => {
       'unexpected argument "b.json"',
       'stderr',
     ],
-    [['topology', '--services', services, 'extra'], 'Unexpected argument', 'stderr'],
+    [['topology', '--services', services, 'extra'], 'unexpected argument "extra"', 'stderr'],
     [
       ['topology', '--services', services, '--format', 'png'],
       '--format must be text, mermaid, svg (got png)',
@@ -83,7 +83,7 @@ describe('run', () => {
       '--server must be a URL',
       'stderr',
     ],
-    [['topology', '--services'], "Option '--services <value>' argument missing", 'stderr'],
+    [['topology', '--services'], '--services needs a value', 'stderr'],
   ] as const)('exits 2 on bad usage: %j', async (args, message, stream) => {
     const result = await runCli(args);
     expect(result.code).toBe(2);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { TidingsError } from '../errors.js';
 import { asyncApiCommand, checkCommand, snapshotCommand, topologyCommand } from './commands.js';
+import { CONSOLE_PORT, type ConsoleContext, consoleCommand } from './console.js';
 import {
   confirmOnTerminal,
   type DlqContext,
@@ -29,6 +30,8 @@ Commands:
   dlq show             show one dead letter: every header and the body
   dlq replay           send dead letters back to the queue that failed them
   dlq purge            delete the messages of a dead-letter queue
+  console              a web console of a running system: topology with live numbers, dead
+                       letters with replay, a live tail of an exchange
 
 Options:
   -h, --help           show help; after a command, that command's help
@@ -113,7 +116,80 @@ ${MODULE_NOTE}
   purge <queue> [--yes]                 delete every message, after a confirmation
 
 Options:
-  --broker <url>   amqp://user:password@host:5672/vhost (the password is never printed)
+  --broker <url>   amqp://user:password@host:5672/vhost or nats://user:password@host:4222
+                   (the password or token is never printed)
+
+Run tidings dlq <command> --help for one command's options.
+`,
+  'dlq list': `Usage: tidings dlq list <queue> [--json] [--limit <n>] [--broker <url>]
+
+Lists the messages of a dead-letter queue without taking them off it (each is read and put back):
+a table of id, event, reason, attempts, age and error, then how many the queue holds. Cells are
+cut to the terminal's width (COLUMNS, else 160 when the output is not a terminal).
+
+<queue> is a handler's queue (billing.order.submit) or its dead-letter queue
+(billing.order.submit.dlq).
+
+Options:
+  --json           every message with every header and its body, as a JSON array (a body
+                   nested too deeply to show as JSON is shown as text)
+  --limit <n>      show the first n messages (default 10000); the count says how many there are
+  --broker <url>   amqp://user:password@host:5672/vhost or nats://host:4222, else BROKER_URL
+                   (the password or token is never printed)
+`,
+  'dlq show': `Usage: tidings dlq show <queue> <id> [--broker <url>]
+
+Shows one dead letter, found by its id (ce-id; for a Celery task message, its task id; else
+message_id), as JSON: why it failed, where, how often, every header and the body. It stays in
+the queue.
+
+Options:
+  --broker <url>   amqp://user:password@host:5672/vhost or nats://host:4222, else BROKER_URL
+                   (the password or token is never printed)
+`,
+  'dlq replay': `Usage: tidings dlq replay <queue> (--id <id>... | --all) [--broker <url>]
+
+Sends dead letters back to the queue whose handler failed them (the tidings-queue header),
+through the default exchange, so only that consumer sees them again: same id and body, failure
+headers removed, attempts start again from 1. Each is removed from the dead-letter queue only
+after the broker confirmed its copy: a crash may duplicate a message, never lose one.
+
+Options:
+  --id <id>        replay this message (ce-id, Celery task id, or message_id); repeatable
+  --all            replay every message
+  --broker <url>   amqp://user:password@host:5672/vhost or nats://host:4222, else BROKER_URL
+                   (the password or token is never printed)
+`,
+  'dlq purge': `Usage: tidings dlq purge <queue> [--yes] [--broker <url>]
+
+Deletes the messages of a dead-letter queue, after asking on the terminal (only those counted
+when asked; messages arriving meanwhile stay). Without a terminal, it refuses unless --yes.
+
+Options:
+  -y, --yes        delete without asking
+  --broker <url>   amqp://user:password@host:5672/vhost or nats://host:4222, else BROKER_URL
+                   (the password or token is never printed)
+`,
+  console: `Usage: tidings console --services <module> [options]
+
+Serves a web page about a running system (see docs/console.md): the services' topology with each
+queue's ready messages, consumers and rates; the dead letters of every handler queue, with
+replay and purge; a live tail of an exchange, filtered by event and version. It stops on Ctrl-C.
+
+Options:
+  --services <module>      the services module (required), as for tidings topology: the
+                           console shows and reads these services' queues only
+  --broker <url>           the broker, else the BROKER_URL variable (its password never reaches
+                           the page or the output)
+  --port <n>               default: ${CONSOLE_PORT}
+  --host <address>         default: 127.0.0.1; anything else is reachable from other machines
+  --allow-writes           let the page replay and purge dead letters (default: read-only)
+  --management <url|off>   RabbitMQ's management API for rates, e.g. http://user:pass@host:15672
+                           (default: the broker's host on port 15672 with its credentials, and
+                           passive declares when that does not answer)
+  --title <text>           the page's heading
+
+${MODULE_NOTE}
 `,
 } as const;
 
@@ -128,7 +204,7 @@ const COMMON: Options = { help: { type: 'boolean', short: 'h' } };
 export async function run(
   argv: readonly string[],
   io: Io,
-  ctx: DlqContext = { brokerUrl: process.env.BROKER_URL, confirm: confirmOnTerminal },
+  ctx: ConsoleContext = { brokerUrl: process.env.BROKER_URL, confirm: confirmOnTerminal },
 ): Promise<number> {
   try {
     return await dispatch(argv, io, ctx);
@@ -137,7 +213,7 @@ export async function run(
   }
 }
 
-async function dispatch(argv: readonly string[], io: Io, ctx: DlqContext): Promise<number> {
+async function dispatch(argv: readonly string[], io: Io, ctx: ConsoleContext): Promise<number> {
   const [command, sub] = argv;
   if (command === undefined || command === '-h' || command === '--help') {
     io.stdout(HELP.main);
@@ -156,6 +232,8 @@ async function dispatch(argv: readonly string[], io: Io, ctx: DlqContext): Promi
       return topologyOf(argv.slice(1), io);
     case 'dlq':
       return dlq(sub, argv.slice(2), io, ctx);
+    case 'console':
+      return consoleOf(argv.slice(1), io, ctx);
     default:
       throw new CliError(`unknown command "${command}". Run tidings --help for the commands.`);
   }
@@ -253,9 +331,9 @@ async function dlq(
     return sub === undefined ? 2 : 0;
   }
   const broker = { broker: { type: 'string' } } as const;
-  const queueOf = (o: Parsed) => {
+  const queueOf = (o: Parsed, command: keyof typeof HELP) => {
     const queue = o.positionals[0];
-    if (queue === undefined) throw usage('the queue is missing', 'dlq');
+    if (queue === undefined) throw usage('the queue is missing', command);
     return queue;
   };
   const brokerOf = (o: Parsed) => str(o.values.broker) ?? ctx.brokerUrl;
@@ -264,17 +342,17 @@ async function dlq(
       const o = parse(
         args,
         { ...broker, json: { type: 'boolean' }, limit: { type: 'string' } },
-        'dlq',
+        'dlq list',
         1,
       );
-      if (!o) return help('dlq', io);
+      if (!o) return help('dlq list', io);
       const limit = str(o.values.limit);
       if (limit !== undefined && !/^[1-9][0-9]*$/.test(limit)) {
-        throw usage('--limit must be a positive integer', 'dlq');
+        throw usage('--limit must be a positive integer', 'dlq list');
       }
       return dlqList(
         {
-          queue: queueOf(o),
+          queue: queueOf(o, 'dlq list'),
           broker: brokerOf(o),
           json: o.values.json === true,
           limit: limit === undefined ? undefined : Number(limit),
@@ -284,32 +362,33 @@ async function dlq(
       );
     }
     case 'show': {
-      const o = parse(args, broker, 'dlq', 2);
-      if (!o) return help('dlq', io);
+      const o = parse(args, broker, 'dlq show', 2);
+      if (!o) return help('dlq show', io);
+      const queue = queueOf(o, 'dlq show');
       const id = o.positionals[1];
-      if (id === undefined) throw usage('the message id is missing', 'dlq');
-      return dlqShow({ queue: queueOf(o), id, broker: brokerOf(o) }, io, ctx);
+      if (id === undefined) throw usage('the message id is missing', 'dlq show');
+      return dlqShow({ queue, id, broker: brokerOf(o) }, io, ctx);
     }
     case 'replay': {
       const o = parse(
         args,
         { ...broker, id: { type: 'string', multiple: true }, all: { type: 'boolean' } },
-        'dlq',
+        'dlq replay',
         1,
       );
-      if (!o) return help('dlq', io);
+      if (!o) return help('dlq replay', io);
       const ids = (o.values.id as string[] | undefined) ?? [];
       return dlqReplay(
-        { queue: queueOf(o), ids, all: o.values.all === true, broker: brokerOf(o) },
+        { queue: queueOf(o, 'dlq replay'), ids, all: o.values.all === true, broker: brokerOf(o) },
         io,
         ctx,
       );
     }
     case 'purge': {
-      const o = parse(args, { ...broker, yes: { type: 'boolean', short: 'y' } }, 'dlq', 1);
-      if (!o) return help('dlq', io);
+      const o = parse(args, { ...broker, yes: { type: 'boolean', short: 'y' } }, 'dlq purge', 1);
+      if (!o) return help('dlq purge', io);
       return dlqPurge(
-        { queue: queueOf(o), yes: o.values.yes === true, broker: brokerOf(o) },
+        { queue: queueOf(o, 'dlq purge'), yes: o.values.yes === true, broker: brokerOf(o) },
         io,
         ctx,
       );
@@ -317,6 +396,41 @@ async function dlq(
     default:
       throw new CliError(`unknown command "dlq ${sub}". Run tidings dlq --help.`);
   }
+}
+
+async function consoleOf(args: readonly string[], io: Io, ctx: ConsoleContext): Promise<number> {
+  const o = parse(
+    args,
+    {
+      services: { type: 'string' },
+      broker: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'allow-writes': { type: 'boolean' },
+      management: { type: 'string' },
+      title: { type: 'string' },
+    },
+    'console',
+  );
+  if (!o) return help('console', io);
+  const v = o.values;
+  const port = str(v.port);
+  if (port !== undefined && !(/^[0-9]{1,5}$/.test(port) && Number(port) <= 65_535)) {
+    throw usage('--port must be a port number (0 to 65535)', 'console');
+  }
+  return consoleCommand(
+    {
+      services: required(v, 'services', 'console'),
+      broker: str(v.broker) ?? ctx.brokerUrl,
+      host: str(v.host),
+      port: port === undefined ? undefined : Number(port),
+      allowWrites: v['allow-writes'] === true,
+      management: str(v.management),
+      title: str(v.title),
+    },
+    io,
+    ctx,
+  );
 }
 
 type Parsed = { values: Record<string, unknown>; positionals: string[] };
@@ -337,13 +451,75 @@ function parse(
       strict: true,
     });
   } catch (error) {
-    throw usage((error as Error).message, command);
+    throw usage(parseProblem(error, { ...COMMON, ...options }), command);
   }
   if (parsed.values.help === true) return undefined;
   if (parsed.positionals.length > positionals) {
     throw usage(`unexpected argument "${parsed.positionals[positionals]}"`, command);
   }
   return parsed;
+}
+
+/**
+ * What was wrong with the arguments, in one short sentence: Node's own parseArgs messages are
+ * long and tell how to pass a positional argument starting with a dash, which is rarely the
+ * problem. An unknown option gets the nearest known one.
+ */
+function parseProblem(error: unknown, options: Options): string {
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const option = /'(-{1,2}[^' ]+)/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
+    const near = nearestOption(option, options);
+    return `unknown option ${option}${near ? ` (did you mean ${near}?)` : ''}`;
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+    const name = option.replace(/^-+/, '');
+    const spec = options[name] ?? Object.values(options).find((o) => `-${o.short}` === option);
+    return spec?.type === 'boolean' ? `${option} takes no value` : `${option} needs a value`;
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    const arg = /'([^']*)'/.exec(message)?.[1];
+    return `unexpected argument${arg === undefined ? '' : ` "${arg}"`}`;
+  }
+  return message.split('. ')[0] ?? message;
+}
+
+/** The known option closest to a mistyped one (`--brokr`: `--broker`), if any is close. */
+function nearestOption(typed: string, options: Options): string | undefined {
+  const given = typed.replace(/^-+/, '').split('=')[0]!.toLowerCase();
+  if (given.length > 64) return undefined;
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const name of Object.keys(options)) {
+    const d = editDistance(given, name);
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  // Close means a typo or a shortening, not another word.
+  if (best !== undefined && bestDistance <= 2 && bestDistance < given.length) return `--${best}`;
+  const longer = Object.keys(options).filter((name) => given.length >= 2 && name.startsWith(given));
+  return longer.length === 1 ? `--${longer[0]}` : undefined;
+}
+
+/** Levenshtein distance, with a transposition of two neighbours counted as one edit. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      }
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 function help(command: keyof typeof HELP, io: Io): number {

@@ -39,10 +39,11 @@ export interface DecodedMessage {
 export type DecodeFailureReason = 'invalid-json' | 'invalid-celery' | 'missing-envelope';
 
 /**
- * A message that cannot be read. `envelope` is there when the metadata could be read and only
- * the body could not: the runtime then checks the event and version first, so a message of a
- * version it cannot handle is dead-lettered as such (replayable after an upgrade), whatever its
- * body.
+ * A message that cannot be read. The native codec gives the `envelope` when the metadata could be
+ * read and only the body could not: the runtime then checks the event and version first, so a
+ * message of a version it cannot handle is dead-lettered as such (replayable after an upgrade),
+ * whatever its body. The Celery codec never does: its failures (a body that is not protocol v2,
+ * an ETA, another serializer) are about the message's form, decided before its version.
  */
 export interface DecodeFailure {
   readonly ok: false;

@@ -111,6 +111,11 @@ export const HEADERS = {
    * A string, so a broker's header match compares it exactly whatever wrote it.
    */
   bucket: 'tidings-bucket',
+  /**
+   * On a dead letter whose headers were too large to copy: JSON array of `{ header, bytes, kept }`
+   * for each header cut to its first `kept` bytes (0: dropped), `bytes` its encoded size.
+   */
+  trimmedHeaders: 'tidings-trimmed-headers',
 } as const;
 
 /** Why a message was dead-lettered; the value of the `tidings-dead-reason` header. */
@@ -122,7 +127,8 @@ export type DeadLetterReason =
   | 'unsupported-version'
   | 'unknown-event'
   | 'oversize'
-  | 'missing-envelope';
+  | 'missing-envelope'
+  | 'unencodable-headers';
 
 /** The CloudEvents version Tidings writes. */
 export const SPEC_VERSION = '1.0';

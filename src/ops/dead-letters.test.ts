@@ -57,6 +57,9 @@ describe('dead letters: list, replay, purge', () => {
       queue: 'billing.order.submit',
       service: 'billing',
     });
+    // Both failures are recorded: the first attempt's and the last one's.
+    const first = Date.parse(listed[0]!.firstFailedAt ?? '');
+    expect(first).toBeLessThanOrEqual(Date.parse(listed[0]!.deadLetteredAt ?? ''));
     expect(broker.depth(dlq)).toBe(5);
 
     broken = false;

@@ -1,10 +1,14 @@
+import { isCeleryMessage } from '../envelope/celery.js';
 import { HEADERS, type HeaderValue, type IncomingMessage } from '../envelope/envelope.js';
 import { TidingsError } from '../errors.js';
 import { DEFAULT_EXCHANGE, type Delivery, type Transport } from '../transports/transport.js';
 
 /** One dead-lettered message, summarised for people and scripts. */
 export interface DeadLetter {
-  /** The message id (`ce-id`, else `message_id`); `undefined` when it had none. */
+  /**
+   * The message id: `ce-id`; for a Celery task message, its task id (the `id` header); else the
+   * `message_id` property. `undefined` when it has none.
+   */
   readonly id: string | undefined;
   /** The event's routing key as published (`ce-type`, else the original routing key). */
   readonly type: string;
@@ -14,6 +18,8 @@ export interface DeadLetter {
   readonly error: string;
   /** Failed attempts. */
   readonly attempts: number;
+  /** When handling first failed (`tidings-first-failure`), RFC 3339. */
+  readonly firstFailedAt: string | undefined;
   /** When it was dead-lettered (the last failure), RFC 3339. */
   readonly deadLetteredAt: string | undefined;
   /** The queue whose handler failed, where a replay sends it back. */
@@ -27,7 +33,8 @@ export interface DeadLetter {
 export type Progress = (done: number, total: number) => void;
 
 /** A dead letter could not be replayed; it stays in the dead-letter queue. */
-export class ReplayError extends TidingsError<'replay'> {
+export class ReplayError extends TidingsError {
+  declare readonly code: 'replay';
   constructor(
     readonly messageId: string | undefined,
     reason: string,
@@ -47,12 +54,15 @@ function str(value: HeaderValue): string | undefined {
 export function describeDeadLetter(message: IncomingMessage): DeadLetter {
   const h = message.properties.headers;
   const attempts = h[HEADERS.attempts];
+  // A Celery producer sends no ce-id; its task id is what the message is known by.
+  const celeryId = isCeleryMessage(message) ? str(h.id) : undefined;
   return {
-    id: str(h[HEADERS.id]) ?? message.properties.messageId,
+    id: str(h[HEADERS.id]) ?? celeryId ?? message.properties.messageId,
     type: str(h[HEADERS.type]) ?? str(h[HEADERS.originalRoutingKey]) ?? message.routingKey,
     reason: str(h[HEADERS.deadReason]) ?? 'unknown',
     error: str(h[HEADERS.errorMessage]) ?? '',
     attempts: typeof attempts === 'number' ? attempts : 0,
+    firstFailedAt: str(h[HEADERS.firstFailure]),
     deadLetteredAt: str(h[HEADERS.lastFailure]),
     queue: str(h[HEADERS.queue]),
     service: str(h[HEADERS.service]),
@@ -73,13 +83,15 @@ async function sweep(
   queue: string,
   limit: number,
   visit: (delivery: Delivery) => Promise<boolean>,
-): Promise<void> {
+): Promise<number | undefined> {
   const keep: Delivery[] = [];
   const seen = new Set<string>();
+  let depth: number | undefined = 0;
   try {
     for (let n = 0; n < limit; n++) {
       const delivery = await transport.get(queue);
       if (!delivery) break;
+      if (n === 0) depth = delivery.remaining === undefined ? undefined : delivery.remaining + 1;
       const id = describeDeadLetter(delivery.message).id;
       if (id !== undefined && seen.has(id)) {
         keep.push(delivery);
@@ -96,6 +108,7 @@ async function sweep(
   } finally {
     for (const d of keep) await d.requeue().catch(() => {});
   }
+  return depth;
 }
 
 /**
@@ -107,12 +120,36 @@ export async function listDeadLetters(
   queue: string,
   options: { limit?: number | undefined } = {},
 ): Promise<DeadLetter[]> {
-  const out: DeadLetter[] = [];
-  await sweep(transport, queue, options.limit ?? 10_000, async (d) => {
-    out.push(describeDeadLetter(d.message));
+  return (await inspectDeadLetters(transport, queue, options)).letters;
+}
+
+/** What {@link inspectDeadLetters} found. */
+export interface DeadLetterListing {
+  /** The first messages of the queue, up to the limit, in queue order. */
+  readonly letters: DeadLetter[];
+  /**
+   * How many messages the queue held when it was read (ready ones, as the broker counts them),
+   * however many were listed; `undefined` when the transport cannot tell.
+   */
+  readonly depth: number | undefined;
+}
+
+/**
+ * Like {@link listDeadLetters}, and also says how deep the queue is, so that a listing cut at
+ * `limit` can say how much it left out.
+ * @param limit - at most this many @defaultValue 10000
+ */
+export async function inspectDeadLetters(
+  transport: Transport,
+  queue: string,
+  options: { limit?: number | undefined } = {},
+): Promise<DeadLetterListing> {
+  const letters: DeadLetter[] = [];
+  const depth = await sweep(transport, queue, options.limit ?? 10_000, async (d) => {
+    letters.push(describeDeadLetter(d.message));
     return false;
   });
-  return out;
+  return { letters, depth: depth === undefined ? undefined : Math.max(depth, letters.length) };
 }
 
 /**

@@ -4,13 +4,13 @@ import { ValidationError } from '../errors.js';
 import type { Delivery } from '../transports/transport.js';
 import type { HandlerContext, RegisteredHandler } from './handlers.js';
 import type { ClaimResult } from './idempotency.js';
-import type { Publisher } from './publishing.js';
+import type { EventPublisher } from './publishing.js';
 import { deadLetter, describeError, type SettlementScope, settleFailure } from './settlement.js';
 import { readPayload, unreadableVersion } from './versions.js';
 
 /** What the delivery pipeline needs of its service, besides what settling needs. */
 export interface DeliveryScope extends SettlementScope {
-  readonly publisher: Publisher;
+  readonly publisher: EventPublisher;
 }
 
 /**
@@ -18,9 +18,11 @@ export interface DeliveryScope extends SettlementScope {
  *
  * 1. size: a body over `maxMessageBytes` is dead-lettered (`oversize`) unparsed;
  * 2. decode: the codec of its wire format (native or Celery, detected per message) reads the
- *    envelope and the payload (`missing-envelope`, `invalid-json`, `invalid-celery`);
+ *    envelope and the payload. A message without a readable envelope is dead-lettered at once
+ *    (`missing-envelope`, and for Celery messages also `invalid-json` and `invalid-celery`);
  * 3. route: the event must be one the handler knows (`unknown-event`) in a version it can read
- *    (`unsupported-version`);
+ *    (`unsupported-version`); only then does a native message whose body is not JSON get
+ *    `invalid-json`, so a message of a version the consumer cannot read yet is kept as such;
  * 4. validate and convert: the payload is checked against its version's schema, then upcast or
  *    downcast to the handler's version, checked at every step (`schema-violation`);
  * 5. claim: with an idempotency store, a message already processed is acknowledged unhandled;

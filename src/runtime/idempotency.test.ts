@@ -31,21 +31,30 @@ describe('MemoryIdempotencyStore', () => {
     expect(await store.claim('a', 100)).toBe('claimed');
   });
 
-  it('holds at most maxEntries keys, evicting the least recently used first', async () => {
-    const store = new MemoryIdempotencyStore({ maxEntries: 3 });
-    for (const key of ['a', 'b', 'c']) {
-      await store.claim(key, 1000);
-      await store.complete(key, 60_000);
+  it('holds at most maxEntries keys, evicting the oldest down to nine tenths, and says so once', async () => {
+    const warnings: string[] = [];
+    const store = new MemoryIdempotencyStore({
+      maxEntries: 10,
+      logger: { ...silentLogger, warn: (m) => warnings.push(m) },
+    });
+    for (let i = 0; i < 10; i++) {
+      await store.claim(`k${i}`, 1000);
+      await store.complete(`k${i}`, 60_000);
     }
-    // Touching `a` makes `b` the oldest.
-    await store.complete('a', 60_000);
-    expect(await store.claim('d', 1000)).toBe('claimed');
-    expect(store.size).toBe(3);
-    expect(await store.claim('a', 1000)).toBe('done');
-    expect(await store.claim('c', 1000)).toBe('done');
-    // `b` was evicted: a duplicate of it runs again.
-    expect(await store.claim('b', 1000)).toBe('claimed');
-    expect(store.size).toBe(3);
+    expect(store.size).toBe(10);
+    expect(warnings).toEqual([]);
+    // The eleventh evicts the two oldest: 9 remain.
+    expect(await store.claim('k10', 1000)).toBe('claimed');
+    expect(store.size).toBe(9);
+    expect(await store.claim('k2', 1000)).toBe('done');
+    expect(await store.claim('k10', 1000)).toBe('busy');
+    // k0 was evicted before it expired: a duplicate of it runs again, and the store said so once.
+    expect(await store.claim('k0', 1000)).toBe('claimed');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/evicts keys that have not expired/);
+    for (let i = 11; i < 30; i++) await store.claim(`k${i}`, 1000);
+    expect(store.size).toBeLessThanOrEqual(10);
+    expect(warnings).toHaveLength(1);
   });
 
   it('sweeps expired keys, so a store under steady load stays small', async () => {

@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { consoleLogger, type Logger } from '../logger.js';
 
 /**
  * Idempotent consumers: a store remembers which messages a handler has processed, so a redelivered
@@ -63,15 +64,22 @@ interface Entry {
 /** Options of {@link MemoryIdempotencyStore}. */
 export interface MemoryIdempotencyStoreOptions {
   /**
-   * The most keys the store holds. A claim that would exceed it first evicts the oldest keys
-   * (the least recently claimed or completed): a duplicate of an evicted message runs its handler
-   * again, as after its `ttlMs`. Size it above the number of messages you expect within the
-   * longest redelivery window; each key costs about 220 bytes (measured with 60-character keys).
+   * The most keys the store holds. When a claim makes it hold more, the oldest keys (by when
+   * they were first claimed) are evicted, down to nine tenths of the bound: a duplicate of an
+   * evicted message runs its handler again, as after its `ttlMs`. Size it above the number of
+   * messages you expect within the longest redelivery window (and far above the messages in
+   * flight, whose claims could otherwise be evicted while their handlers run); each key costs
+   * about 220 bytes (measured with 60-character keys).
    * @defaultValue 100000
    */
   readonly maxEntries?: number | undefined;
   /** The clock, in milliseconds. @defaultValue Date.now */
   readonly now?: (() => number) | undefined;
+  /**
+   * Told once, the first time a key that had not expired is evicted (the store is too small for
+   * its `ttlMs`). @defaultValue warnings to stderr
+   */
+  readonly logger?: Logger | undefined;
 }
 
 /**
@@ -82,11 +90,14 @@ export interface MemoryIdempotencyStoreOptions {
  * restarts and replicas.
  */
 export class MemoryIdempotencyStore implements IdempotencyStore {
-  // A Map iterates in insertion order, and every write re-inserts its key: the first keys are the
-  // least recently used, so eviction takes them from the front.
+  // A Map iterates in insertion order: the first keys are the oldest, so eviction takes them
+  // from the front. It runs only past the bound, and in batches, because each walk from the
+  // front also steps over the slots of keys deleted since the Map last compacted itself.
   private readonly entries = new Map<string, Entry>();
   private readonly maxEntries: number;
   private readonly now: () => number;
+  private readonly logger: Logger;
+  private warned = false;
   private sweepAt = 0;
 
   /** @param options the options, or (as before) just the clock */
@@ -101,6 +112,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     }
     this.maxEntries = maxEntries;
     this.now = o.now ?? Date.now;
+    this.logger = o.logger ?? consoleLogger('tidings memory idempotency store');
   }
 
   async claim(key: string, leaseMs: number): Promise<ClaimResult> {
@@ -108,12 +120,13 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     this.sweep(now);
     const entry = this.entries.get(key);
     if (entry && entry.expiresAt > now) return entry.state === 'done' ? 'done' : 'busy';
-    this.set(key, { state: 'busy', expiresAt: now + leaseMs });
+    this.entries.set(key, { state: 'busy', expiresAt: now + leaseMs });
+    if (this.entries.size > this.maxEntries) this.evict(now);
     return 'claimed';
   }
 
   async complete(key: string, ttlMs: number): Promise<void> {
-    this.set(key, { state: 'done', expiresAt: this.now() + ttlMs });
+    this.entries.set(key, { state: 'done', expiresAt: this.now() + ttlMs });
   }
 
   async release(key: string): Promise<void> {
@@ -125,12 +138,17 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     return this.entries.size;
   }
 
-  private set(key: string, entry: Entry): void {
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.maxEntries) break;
-      this.entries.delete(oldest);
+  private evict(now: number): void {
+    const target = Math.floor(this.maxEntries * 0.9);
+    for (const [key, entry] of this.entries) {
+      if (this.entries.size <= target) break;
+      if (!this.warned && entry.expiresAt > now) {
+        this.warned = true;
+        this.logger.warn(
+          `the store holds ${this.maxEntries} keys (maxEntries) and evicts keys that have not expired: duplicates of those messages will run again; raise maxEntries, shorten ttlMs, or use the Redis or PostgreSQL store`,
+        );
+      }
+      this.entries.delete(key);
     }
   }
 

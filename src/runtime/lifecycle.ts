@@ -2,7 +2,7 @@ import { StateError } from '../errors.js';
 import type { Topology } from '../transports/transport.js';
 import { type Dispatcher, type Lane, releases } from './dispatch.js';
 import type { ResolvedServiceOptions } from './options.js';
-import type { Publisher } from './publishing.js';
+import type { EventPublisher } from './publishing.js';
 
 /** Where a service is in its life: `idle` until `start()`, `stopped` for good after `stop()`. */
 export type ServiceState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -21,7 +21,7 @@ export class Lifecycle {
   constructor(
     private readonly service: ResolvedServiceOptions,
     private readonly dispatcher: Dispatcher,
-    private readonly publisher: Publisher,
+    private readonly publisher: EventPublisher,
     /** Aborted when the grace period of `stop()` is over. */
     private readonly abort: AbortController,
   ) {}

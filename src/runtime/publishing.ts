@@ -49,7 +49,7 @@ export type Publish = <E extends AnyEvent, Ver extends VersionOf<E> = LatestVers
  * message's wire format, declare the exchange the first time, send, and apply the unroutable
  * policy to the broker's answer.
  */
-export class Publisher {
+export class EventPublisher {
   private readonly transport: Transport;
   private readonly declared = new Set<string>();
   private readonly declaring = new Map<string, Promise<void>>();

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import { ConfigError, InvalidNameError, StateError, ValidationError } from '../errors.js';
 import { silentLogger } from '../logger.js';
+import { waitFor } from '../testing/conformance.js';
 import { MemoryBroker } from '../transports/memory/broker.js';
 import { DEFAULT_RETRY_POLICY, resolveRetryPolicy, retryDelay } from './retry.js';
 import { createService } from './service.js';
@@ -98,6 +99,49 @@ describe('createService', () => {
       createService({ name: 'bill ing', transport: new MemoryBroker().transport() }),
     ).toThrow(/service name "bill ing": must not contain whitespace/);
     expect(new InvalidNameError('service', 'x', 'y').code).toBe('invalid-name');
+  });
+});
+
+describe('lifecycle', () => {
+  it('runs messages that wait for a handler while start() is still consuming other queues, without redelivering them', async () => {
+    const broker = new MemoryBroker();
+    const chargeback = defineEvent(
+      defineExchange('order'),
+      'chargeback',
+      z.object({ id: z.number() }),
+    );
+    const producer = createService({ name: 'order', transport: broker.transport() });
+    const transport = broker.transport();
+    // The second queue's consume takes a while, so the first queue delivers during 'starting'.
+    const consume = transport.consume.bind(transport);
+    let release: () => void = () => {};
+    let calls = 0;
+    transport.consume = async (queue, options, onDelivery) => {
+      calls++;
+      if (calls === 2) await new Promise<void>((resolve) => (release = resolve));
+      return consume(queue, options, onDelivery);
+    };
+    const seen: { id: number; redelivered: boolean }[] = [];
+    const s = createService({ name: 'billing', transport, logger: silentLogger, concurrency: 1 });
+    s.on(submit, async (o, ctx) => {
+      seen.push({ id: o.id, redelivered: ctx.redelivered });
+    });
+    s.on(chargeback, () => {});
+    await broker.transport().declare(s.topology());
+    for (const id of [1, 2, 3]) await producer.publish(submit, { id });
+    const started = s.start();
+    await waitFor(() => seen.length === 3, 'three orders handled during start()');
+    expect(s.state).toBe('starting');
+    release();
+    await started;
+    expect(s.state).toBe('running');
+    expect(seen).toEqual([
+      { id: 1, redelivered: false },
+      { id: 2, redelivered: false },
+      { id: 3, redelivered: false },
+    ]);
+    await s.stop();
+    expect(s.state).toBe('stopped');
   });
 });
 

@@ -14,7 +14,7 @@ import {
   type ServiceDescription,
   topologyOf,
 } from './handlers.js';
-import { Lifecycle } from './lifecycle.js';
+import { Lifecycle, type ServiceState } from './lifecycle.js';
 import {
   type HandlerOptions,
   type MultiHandlerOptions,
@@ -23,7 +23,7 @@ import {
   type ServiceOptions,
 } from './options.js';
 import { consumedQueues } from './partitions.js';
-import { type Publish, Publisher } from './publishing.js';
+import { EventPublisher, type Publish } from './publishing.js';
 
 export type { DeadLetterReason } from '../envelope/envelope.js';
 export type { Listener, ServiceEvents } from './events.js';
@@ -62,7 +62,7 @@ export class Service {
   readonly name: string;
   private readonly options: ResolvedServiceOptions;
   private readonly observers: Observers;
-  private readonly publisher: Publisher;
+  private readonly publisher: EventPublisher;
   private readonly dispatcher: Dispatcher;
   private readonly lifecycle: Lifecycle;
   private readonly handlers: RegisteredHandler[] = [];
@@ -72,7 +72,11 @@ export class Service {
     this.options = resolveServiceOptions(options);
     this.name = this.options.name;
     this.observers = new Observers(this.options.logger);
-    this.publisher = new Publisher(this.options, this.observers, () => this.state === 'stopped');
+    this.publisher = new EventPublisher(
+      this.options,
+      this.observers,
+      () => this.state === 'stopped',
+    );
     const abort = new AbortController();
     this.dispatcher = new Dispatcher({
       service: this.options,
@@ -83,7 +87,8 @@ export class Service {
     this.lifecycle = new Lifecycle(this.options, this.dispatcher, this.publisher, abort);
   }
 
-  private get state() {
+  /** Where the service is in its life: `idle`, `starting`, `running`, `stopping` or `stopped`. */
+  get state(): ServiceState {
     return this.lifecycle.state;
   }
 

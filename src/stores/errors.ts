@@ -7,7 +7,8 @@ import { TidingsError } from '../errors.js';
  * so nothing runs twice and nothing is lost. From `complete` and `release`, the runtime logs it
  * and carries on: the effects already happened, or the claim expires with its lease.
  */
-export class IdempotencyStoreError extends TidingsError<'idempotency-store'> {
+export class IdempotencyStoreError extends TidingsError {
+  declare readonly code: 'idempotency-store';
   constructor(
     /** Which store failed, e.g. `Redis` or `PostgreSQL`. */
     readonly store: string,

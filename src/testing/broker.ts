@@ -30,6 +30,21 @@ export async function brokerReachable(host: string, port: number, what: string):
   return false;
 }
 
+/**
+ * Returns `condition`; when it is false, first says on stderr which tests are skipped and why,
+ * so that no test is ever skipped silently. For conditions other than a reachable broker (which
+ * {@link brokerReachable} reports itself): a tool that is not installed, a feature a transport
+ * does not promise.
+ *
+ * ```ts
+ * it.skipIf(!canRun(hasRsvg(), 'rendering to PNG', 'rsvg-convert is not installed'))('...', ...);
+ * ```
+ */
+export function canRun(condition: boolean, what: string, why: string): boolean {
+  if (!condition) console.warn(`\n  SKIPPED: ${what}: ${why}.\n`);
+  return condition;
+}
+
 /** A name unique to this process and call, for queues and exchanges in tests. */
 export function uniqueName(prefix = 't'): string {
   uniqueCounter++;

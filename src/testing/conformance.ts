@@ -18,8 +18,8 @@ import {
   type TransportFeatures,
 } from '../transports/transport.js';
 import { uniqueName } from './broker.js';
-import { describePartitionConformance } from './partitions.js';
-import { ROUTING_KEYS, ROUTING_TABLE } from './routing-table.js';
+import { describePartitionConformance, describePartitionRefusal } from './partitions.js';
+import { needsInnerHash, ROUTING_KEYS, ROUTING_TABLE } from './routing-table.js';
 import { testFollowUpSchema, testOrderSchema } from './schema.js';
 
 /** How the conformance suite gets connections to the broker under test. */
@@ -72,6 +72,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export function describeTransportConformance(name: string, options: ConformanceOptions): void {
   const timeoutMs = options.timeoutMs ?? 10_000;
   if (options.features.partitions) describePartitionConformance(name, options);
+  else describePartitionRefusal(name, options);
 
   describe(`transport conformance: ${name}`, () => {
     const opened: Transport[] = [];
@@ -131,7 +132,11 @@ export function describeTransportConformance(name: string, options: ConformanceO
       it('routes exactly like RabbitMQ for every pattern and key in the recorded table', async () => {
         const t = await open();
         const exchange = uniqueName('ex');
-        const patterns = Object.keys(ROUTING_TABLE);
+        // A transport without `innerHash` must refuse those patterns, and route the rest exactly.
+        const refused = options.features.innerHash
+          ? []
+          : Object.keys(ROUTING_TABLE).filter(needsInnerHash);
+        const patterns = Object.keys(ROUTING_TABLE).filter((p) => !refused.includes(p));
         const queues = patterns.map((_, i) => `${exchange}.q${i}`);
         await declare(t, {
           exchanges: [exchange],
@@ -140,6 +145,16 @@ export function describeTransportConformance(name: string, options: ConformanceO
             bindings: [{ exchange, pattern: patterns[i]! }],
           })),
         });
+        for (const [i, pattern] of refused.entries()) {
+          const queue = `${exchange}.refused${i}`;
+          await expect(
+            declare(t, {
+              exchanges: [exchange],
+              queues: [{ name: queue, bindings: [{ exchange, pattern }] }],
+            }),
+          ).rejects.toMatchObject({ code: 'unsupported-binding', pattern });
+          await expect(t.get(queue)).rejects.toThrow(/does not exist/);
+        }
         const received = new Map<string, string[]>(queues.map((q) => [q, []]));
         for (const q of queues) {
           await t.consume(q, { prefetch: 100 }, (d) => {
@@ -357,6 +372,8 @@ export function describeTransportConformance(name: string, options: ConformanceO
         const first = await t.get(queue);
         const second = await t.get(queue);
         expect([first, second].map((d) => d?.message.body.toString())).toEqual(['a', 'b']);
+        // How many were still ready behind each: the queue's depth, for tooling that lists a few.
+        expect([first?.remaining, second?.remaining]).toEqual([2, 1]);
         await second!.requeue();
         await first!.requeue();
         const again: string[] = [];
@@ -394,6 +411,91 @@ export function describeTransportConformance(name: string, options: ConformanceO
       });
     });
 
+    describe('tooling capabilities (optional: skipped when the transport has none)', () => {
+      async function queueWith(t: Transport, pattern = '#') {
+        const exchange = uniqueName('ex');
+        const queue = `${exchange}.q`;
+        await declare(t, {
+          exchanges: [exchange],
+          queues: [{ name: queue, bindings: [{ exchange, pattern }] }],
+        });
+        return { exchange, queue };
+      }
+
+      it('queueStats counts ready messages and consumers, and says when a queue is missing', async (ctx) => {
+        const t = await open();
+        if (!t.queueStats) return ctx.skip(`${name} has no queueStats (an optional capability)`);
+        const stats = t.queueStats.bind(t);
+        const { exchange, queue } = await queueWith(t);
+        // RabbitMQ updates its counts a moment after confirming a publish or a consumer change.
+        const settled = async (expected: { messages: number; consumers: number }) => {
+          const deadline = Date.now() + timeoutMs;
+          let got = await stats(queue);
+          while (JSON.stringify(got) !== JSON.stringify(expected) && Date.now() < deadline) {
+            await sleep(20);
+            got = await stats(queue);
+          }
+          return got;
+        };
+        expect(await stats(queue)).toEqual({ messages: 0, consumers: 0 });
+        for (const b of ['a', 'b', 'c']) await t.publish(message(exchange, 'k', b));
+        expect(await settled({ messages: 3, consumers: 0 })).toEqual({ messages: 3, consumers: 0 });
+        const held: Delivery[] = [];
+        const consumer = await t.consume(queue, { prefetch: 1 }, (d) => held.push(d));
+        // One delivered and unsettled (prefetch 1): it is no longer ready.
+        expect(await settled({ messages: 2, consumers: 1 })).toEqual({ messages: 2, consumers: 1 });
+        // Quorum queues count a cancelled consumer until its deliveries are settled.
+        await consumer.cancel();
+        for (const d of held) await d.requeue();
+        expect(await stats(uniqueName('missing'))).toBeUndefined();
+        // A missing queue does not break the next question.
+        expect(await settled({ messages: 3, consumers: 0 })).toEqual({ messages: 3, consumers: 0 });
+      });
+
+      it('tap copies matching messages without taking them from the queues, then goes away', async (ctx) => {
+        const t = await open();
+        if (!t.tap) return ctx.skip(`${name} has no tap (an optional capability)`);
+        const { exchange, queue } = await queueWith(t, 'a.*');
+        const seen: string[] = [];
+        const tap = await t.tap(exchange, 'a.#', (m) => seen.push(`${m.routingKey}=${m.body}`));
+        await t.publish(message(exchange, 'a.b', '1'));
+        await t.publish(message(exchange, 'z.b', '2'));
+        await t.publish(message(exchange, 'a.b.c', '3'));
+        await waitFor(() => seen.length === 2, 'two copies', timeoutMs);
+        expect(seen).toEqual(['a.b=1', 'a.b.c=3']);
+        // The work queue still has its message; the tap took a copy only.
+        const d = await t.get(queue);
+        expect(d?.message.body.toString()).toBe('1');
+        await d?.ack();
+        await tap.close();
+        await tap.close();
+        // With the tap gone, a key only it received is unroutable again.
+        expect(await t.publish(message(exchange, 'a.b.c', '4'))).toEqual({ routed: false });
+        expect(seen).toHaveLength(2);
+        await expect(t.tap(uniqueName('missing'), '#', () => {})).rejects.toThrow(/does not exist/);
+      });
+
+      it('tap ends with onEnd when its transport closes', async (ctx) => {
+        const admin = await open();
+        if (!admin.tap) return ctx.skip(`${name} has no tap (an optional capability)`);
+        const { exchange } = await queueWith(admin, 'a.*');
+        const other = await options.create();
+        const ended: Error[] = [];
+        await other.tap!(exchange, '#', () => {}, { onEnd: (e) => ended.push(e) });
+        expect(await admin.publish(message(exchange, 'zz'))).toEqual({ routed: true });
+        await other.close();
+        // Its queue goes with its connection: a key only the tap received is unroutable again.
+        const deadline = Date.now() + timeoutMs;
+        let outcome = await admin.publish(message(exchange, 'zz'));
+        while (outcome.routed && Date.now() < deadline) {
+          await sleep(20);
+          outcome = await admin.publish(message(exchange, 'zz'));
+        }
+        expect(outcome).toEqual({ routed: false });
+        expect(ended.length).toBeLessThanOrEqual(1);
+      });
+    });
+
     describe('runtime on this transport', () => {
       function contracts() {
         const exchange = defineExchange(uniqueName('order'));
@@ -405,12 +507,14 @@ export function describeTransportConformance(name: string, options: ConformanceO
         t: Transport,
         setup: (s: Service) => void,
         retry = { baseDelayMs: 20, maxAttempts: 3 },
+        maxMessageBytes?: number,
       ): Promise<Service> {
         const s = createService({
           name: uniqueName('svc'),
           transport: t,
           retry,
           logger: silentLogger,
+          maxMessageBytes,
         });
         setup(s);
         services.push(s);
@@ -457,7 +561,16 @@ export function describeTransportConformance(name: string, options: ConformanceO
         const t = await open();
         const { exchange, submit } = contracts();
         const got: number[] = [];
-        const s = await running(t, (svc) => svc.on(submit, (o) => void got.push(o.id)));
+        // Oversize means over the runtime's limit: 1 MiB by default, lowered to stay well under
+        // what the broker accepts when that is smaller (NATS: 1 MiB with the headers).
+        const brokerMax = options.features.maxMessageBytes;
+        const limit = Number.isFinite(brokerMax) ? Math.floor(brokerMax / 4) : undefined;
+        const s = await running(
+          t,
+          (svc) => svc.on(submit, (o) => void got.push(o.id)),
+          undefined,
+          limit,
+        );
         const queue = s.topology().queues[0]!.name;
         const envelope = (type: string) =>
           envelopeToProperties({
@@ -478,7 +591,10 @@ export function describeTransportConformance(name: string, options: ConformanceO
         await raw(key1, '{"id": "one"}');
         await raw(key9, '{"id": 9, "lines": []}');
         await raw(key1, '{"id": 2, "lines": []}', { headers: {} });
-        await raw(key1, JSON.stringify({ id: 3, lines: [], pad: 'x'.repeat(2 * 1024 * 1024) }));
+        await raw(
+          key1,
+          JSON.stringify({ id: 3, lines: [], pad: 'x'.repeat(2 * (limit ?? 1024 * 1024)) }),
+        );
         await raw(key1, '{"id": 4, "lines": []}');
         const dlq = await collect(t, deadLetterQueueName(queue));
         await waitFor(() => dlq.got.length === 5 && got.length === 1, '5 dead letters', timeoutMs);

@@ -1,4 +1,4 @@
-export { brokerReachable, uniqueName } from './broker.js';
+export { brokerReachable, canRun, uniqueName } from './broker.js';
 export { type ConformanceOptions, describeTransportConformance, waitFor } from './conformance.js';
 export { ROUTING_KEYS, ROUTING_TABLE } from './routing-table.js';
 export {
@@ -12,3 +12,4 @@ export {
   describeIdempotencyStoreConformance,
   type IdempotencyStoreSuiteOptions,
 } from './stores.js';
+export { testVhost } from './vhost.js';

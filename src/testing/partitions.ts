@@ -3,6 +3,7 @@ import { defineEvent, defineExchange } from '../contracts/event.js';
 import { bucketOf, bucketsOfPartition, KEY_BUCKETS, partitionOfKey } from '../contracts/key.js';
 import { HEADERS, type OutgoingMessage } from '../envelope/envelope.js';
 import { uuidv7 } from '../envelope/id.js';
+import { UnsupportedBindingError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import { createService, type Service } from '../runtime/service.js';
 import {
@@ -369,6 +370,38 @@ export function describePartitionConformance(name: string, options: PartitionSui
           /longer than AMQP's limit/,
         );
       });
+    });
+  });
+}
+
+/**
+ * For a transport whose features say `partitions: false`: `declare` refuses a partitioned queue
+ * with `UnsupportedBindingError`, and creates nothing of the topology it came in.
+ */
+export function describePartitionRefusal(name: string, options: PartitionSuiteOptions): void {
+  describe(`partitions conformance: ${name}`, () => {
+    it('refuses a partitioned queue in declare, creating nothing', async () => {
+      const t = await options.create();
+      const exchange = uniqueName('ex');
+      const plain = `${exchange}.plain`;
+      try {
+        const error = await t
+          .declare({
+            exchanges: [exchange],
+            queues: [
+              { name: plain, bindings: [{ exchange, pattern: '#' }] },
+              { name: `${exchange}.part`, bindings: [{ exchange, pattern: '#' }], partitions: 2 },
+            ],
+          })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        expect(error).toBeInstanceOf(UnsupportedBindingError);
+        await expect(t.get(plain)).rejects.toThrow(/does not exist/);
+      } finally {
+        await t.close();
+      }
     });
   });
 }

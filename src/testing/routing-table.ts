@@ -40,3 +40,17 @@ export const ROUTING_TABLE: Readonly<Record<string, readonly string[]>> = {
   '.a': ['.a'],
   '*.#.*': ['a.c', 'a.b.c', 'a.b.b.c', '.', 'a.', '.a', 'a..b', 'a..c', '..', 'a.b'],
 };
+
+/**
+ * True when a pattern has `#` before a literal word once its runs of wildcards are reordered
+ * (`#.*` is `*.#`): `a.#.c`, `#.a`, `a.#.#.c`. NATS subjects cannot express those (`>` may only
+ * end a subject); a transport without the `innerHash` feature refuses them.
+ */
+export function needsInnerHash(pattern: string): boolean {
+  let hash = false;
+  for (const word of pattern === '' ? [] : pattern.split('.')) {
+    if (word === '#') hash = true;
+    else if (word !== '*' && hash) return true;
+  }
+  return false;
+}

@@ -12,6 +12,14 @@ import {
 export interface SvgOptions {
   /** The heading. @defaultValue 'Tidings topology' */
   readonly title?: string;
+  /**
+   * For a live view (the console): every service frame, exchange and queue row carries a
+   * `data-service`, `data-exchange` or `data-queue` attribute, each exchange an empty
+   * `<text data-stats-exchange="...">` in its middle, and each queue row an empty
+   * `<text data-stats-queue="...">` to the right of its service, in a column added for them, for
+   * a page to fill in. @defaultValue false
+   */
+  readonly live?: boolean;
 }
 
 /** Sizes in pixels. Text widths are estimated, so identifiers use a monospace font. */
@@ -28,6 +36,7 @@ const S = {
   headChar: 8.9,
   lead: 16,
   middle: 150,
+  liveColumn: 250,
 } as const;
 
 const PALETTE = ['#1d4ed8', '#c2410c', '#15803d', '#7e22ce', '#b91c1c', '#0e7490', '#a16207'];
@@ -74,6 +83,7 @@ interface Layout {
   readonly height: number;
   readonly publishLead: number;
   readonly bindLead: number;
+  readonly live: boolean;
 }
 
 /**
@@ -83,7 +93,7 @@ interface Layout {
  * appears on both sides. Arrows take the colour of their exchange.
  */
 export function topologySvg(flows: Flows, options: SvgOptions = {}): string {
-  const layout = layOut(flows);
+  const layout = layOut(flows, options.live === true);
   const title = options.title ?? 'Tidings topology';
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
@@ -95,16 +105,16 @@ export function topologySvg(flows: Flows, options: SvgOptions = {}): string {
     heading(title, flows, layout),
     ...publishEdges(layout),
     ...bindingEdges(layout),
-    ...layout.publishers.map(publisherBox),
-    ...layout.exchanges.map(exchangeBox),
-    ...layout.consumers.map(consumerBox),
+    ...layout.publishers.map((p) => publisherBox(p, layout.live)),
+    ...layout.exchanges.map((e) => exchangeBox(e, layout.live)),
+    ...layout.consumers.map((c) => consumerBox(c, layout.live)),
     legend(layout),
     '</svg>',
     '',
   ].join('\n');
 }
 
-function layOut(flows: Flows): Layout {
+function layOut(flows: Flows, live: boolean): Layout {
   const exchanges = orderExchanges(flows);
   const rank = new Map(exchanges.map((e, i) => [e.name, i]));
   const publishers = publisherNodes(flows, rank);
@@ -145,11 +155,15 @@ function layOut(flows: Flows): Layout {
     exchanges,
     consumers,
     width: Math.ceil(
-      Math.max(xRight + rightW, ...LEGEND.map((line) => line.length * 5.6)) + S.margin,
+      Math.max(
+        xRight + rightW + (live ? S.liveColumn : 0),
+        ...LEGEND.map((line) => line.length * 5.6),
+      ) + S.margin,
     ),
     height: Math.ceil(S.top + content + S.bottom),
     publishLead,
     bindLead,
+    live,
   };
 }
 
@@ -352,15 +366,16 @@ function edgeSvg(
   );
 }
 
-function publisherBox(p: PublisherNode): string {
+function publisherBox(p: PublisherNode, live: boolean): string {
   const note = p.edges.length === 0 ? 'no declared flows' : '';
-  return serviceFrame(p.box, p.service, note);
+  return serviceFrame(p.box, p.service, note, live);
 }
 
-function serviceFrame(box: Box, name: string, note: string): string {
+function serviceFrame(box: Box, name: string, note: string, live: boolean): string {
+  const data = live ? ` data-service="${esc(name)}"` : '';
   const parts = [
     `<rect x="${r(box.x)}" y="${r(box.y)}" width="${r(box.w)}" height="${r(box.h)}" rx="8" ` +
-      'fill="#f1f5f9" stroke="#475569" stroke-width="1.4"/>',
+      `fill="#f1f5f9" stroke="#475569" stroke-width="1.4"${data}/>`,
     `<text x="${r(box.x + S.pad)}" y="${r(box.y + 21)}" font-size="14" font-weight="bold" ` +
       `fill="#0f172a">${esc(name)}</text>`,
   ];
@@ -373,32 +388,47 @@ function serviceFrame(box: Box, name: string, note: string): string {
   return parts.join('\n');
 }
 
-function exchangeBox(e: ExchangeNode): string {
+function exchangeBox(e: ExchangeNode, live: boolean): string {
   const { x, y, w, h } = e.box;
+  const data = live ? ` data-exchange="${esc(e.name)}"` : '';
+  const stats = live
+    ? [
+        `<text x="${r(x + w / 2)}" y="${r(y + S.head + (h - S.head) / 2 + 8)}" ` +
+          `text-anchor="middle" font-size="11" fill="#334155" ` +
+          `data-stats-exchange="${esc(e.name)}"></text>`,
+      ]
+    : [];
   return [
     `<rect x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" rx="14" fill="#ffffff" ` +
-      `stroke="${e.color}" stroke-width="2"/>`,
+      `stroke="${e.color}" stroke-width="2"${data}/>`,
     `<text x="${r(x + w / 2)}" y="${r(y + 20)}" text-anchor="middle" font-size="14" ` +
       `font-weight="bold" fill="${e.color}">${esc(e.name)}</text>`,
     `<text x="${r(x + w / 2)}" y="${r(y + 20 + 15)}" text-anchor="middle" font-size="10" ` +
       'fill="#64748b">topic exchange</text>',
+    ...stats,
   ].join('\n');
 }
 
-function consumerBox(c: ConsumerNode): string {
+function consumerBox(c: ConsumerNode, live: boolean): string {
   const rows = c.rows.map((row) => {
     const { x, y, w, h } = row.box;
     const badge = versionBadge(row);
+    const data = live ? ` data-queue="${esc(row.queue)}"` : '';
+    const stats = live
+      ? `\n<text x="${r(c.box.x + c.box.w + 14)}" y="${r(y + h / 2 + 4)}" font-size="11" ` +
+        `fill="#334155" data-stats-queue="${esc(row.queue)}"></text>`
+      : '';
     return (
       `<rect x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" rx="4" fill="#ffffff" ` +
-      'stroke="#94a3b8"/>\n' +
+      `stroke="#94a3b8"${data}/>\n` +
       `<text x="${r(x + S.pad)}" y="${r(y + h / 2 + 4)}" font-family="${MONO}" ` +
       `font-size="${S.mono}" fill="#1e293b">${esc(row.queue)}</text>\n` +
       `<text x="${r(x + w - 8)}" y="${r(y + h / 2 + 4)}" text-anchor="end" font-size="11" ` +
-      `fill="${badge.rejects ? '#b91c1c' : '#64748b'}">${esc(badge.text)}</text>`
+      `fill="${badge.rejects ? '#b91c1c' : '#64748b'}">${esc(badge.text)}</text>` +
+      stats
     );
   });
-  return [serviceFrame(c.box, c.service, ''), ...rows].join('\n');
+  return [serviceFrame(c.box, c.service, '', live), ...rows].join('\n');
 }
 
 /**

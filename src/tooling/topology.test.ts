@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import type { ServiceDescription } from '../runtime/service.js';
+import { canRun } from '../testing/broker.js';
 import { flowsOf } from './flows.js';
+import { topologySvg } from './svg.js';
 import { topology } from './topology.js';
 
 const order = defineExchange('order');
@@ -189,11 +191,32 @@ describe('topology as SVG', () => {
     expect(() => assertWellFormedXml(bad)).toThrow();
   });
 
+  it('marks services, exchanges and queues for a live view only when asked', () => {
+    const live = topologySvg(flowsOf(services), { live: true });
+    expect(() => assertWellFormedXml(live)).not.toThrow();
+    for (const name of ['order', 'billing', 'logistic', 'notification']) {
+      expect(live).toContain(`data-service="${name}"`);
+    }
+    expect(live).toContain('data-exchange="order"');
+    expect(live).toContain('data-queue="billing.order.submit"');
+    expect(live).toContain('data-stats-queue="billing.order.submit"></text>');
+    expect(live).toContain('data-stats-exchange="logistic"></text>');
+    // The column for the numbers widens the picture; the default picture has no data attributes.
+    const width = (text: string) => Number(/<svg [^>]*width="(\d+)"/.exec(text)?.[1]);
+    expect(width(live)).toBeGreaterThan(width(topology(services, { format: 'svg' })));
+    expect(topology(services, { format: 'svg' })).not.toContain('data-');
+  });
+
   it('has an empty picture for no services', () => {
     expect(() => assertWellFormedXml(topology([], { format: 'svg' }))).not.toThrow();
   });
 
-  it.skipIf(!hasRsvg())('renders to PNG with rsvg-convert', () => {
+  const rsvg = canRun(
+    hasRsvg(),
+    'rendering the topology to PNG',
+    'rsvg-convert is not installed (Debian: librsvg2-bin)',
+  );
+  it.skipIf(!rsvg)('renders to PNG with rsvg-convert', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tidings-svg-'));
     writeFileSync(join(dir, 'topology.svg'), svg);
     execFileSync('rsvg-convert', ['-o', join(dir, 'topology.png'), join(dir, 'topology.svg')]);

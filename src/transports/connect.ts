@@ -7,7 +7,7 @@ import { sharedMemoryBroker } from './memory/index.js';
 import type { Transport } from './transport.js';
 
 /**
- * Opens a transport from a URL, so a service moves from the embedded broker to RabbitMQ by
+ * Opens a transport from a URL, so a service moves from the embedded broker to RabbitMQ or NATS by
  * configuration alone (`BROKER_URL`):
  *
  * - `memory://` or `memory://<name>`: the in-process broker of that name (default `default`),
@@ -16,6 +16,10 @@ import type { Transport } from './transport.js';
  *   (amqplib must be installed; it is loaded only then). Query parameters `heartbeat`,
  *   `frame_max` and `connection_name` are honoured; other options need `amqpTransport(options)`.
  *   Nothing connects until the transport is first used.
+ * - `nats://user:password@host:4222` (or `nats://token@host:4222`): NATS JetStream, through
+ *   `tidings/nats` (`@nats-io/transport-node` and `@nats-io/jetstream` must be installed; they
+ *   are loaded only then). The query parameter `namespace` is honoured; other options need
+ *   `natsTransport(options)`. Nothing connects until the transport is first used.
  */
 export async function connect(url: string): Promise<Transport> {
   let parsed: URL;
@@ -43,10 +47,27 @@ export async function connect(url: string): Promise<Transport> {
       }
       return amqp.amqpTransport(url);
     }
+    case 'nats:': {
+      let nats: typeof import('./nats/index.js');
+      try {
+        nats = await import('./nats/index.js');
+      } catch (error) {
+        if (String((error as Error)?.message).includes('@nats-io')) {
+          throw new ConfigError(
+            [
+              'nats:// URLs need the NATS client: npm install @nats-io/transport-node @nats-io/jetstream',
+            ],
+            'broker URL',
+          );
+        }
+        throw error;
+      }
+      return nats.natsTransport(url);
+    }
     default:
       throw new ConfigError(
         [
-          `unsupported scheme "${parsed.protocol}" in ${redactUrl(url)} (expected memory:, amqp: or amqps:)`,
+          `unsupported scheme "${parsed.protocol}" in ${redactUrl(url)} (expected memory:, amqp:, amqps: or nats:)`,
         ],
         'broker URL',
       );

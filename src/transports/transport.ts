@@ -11,7 +11,7 @@ import type { HeaderValue, IncomingMessage, OutgoingMessage } from '../envelope/
  * `tidings/testing`; a `TransportFeatures` object says what one does not promise.
  */
 export interface Transport {
-  /** Short name of the broker kind: `memory`, `amqp`. */
+  /** Short name of the broker kind: `memory`, `amqp`, `nats`. */
   readonly kind: string;
 
   /**
@@ -62,6 +62,57 @@ export interface Transport {
    * Closes the transport: waits for outstanding publishes to be confirmed, then releases the
    * connection. Unsettled deliveries return to their queues. Idempotent.
    */
+  close(): Promise<void>;
+
+  /**
+   * Optional, for tooling (the console): a queue's ready messages and consumers, read without
+   * touching its messages (RabbitMQ: a passive `queue.declare`). Resolves `undefined` when the
+   * queue does not exist. A transport without it simply has no such numbers to show.
+   */
+  queueStats?(queue: string): Promise<QueueStats | undefined>;
+
+  /**
+   * Optional, for tooling (the console's live tail): copies of the messages published to
+   * `exchange` from now on whose routing key matches `pattern`, handed to `onMessage` in arrival
+   * order. The copies come from a temporary queue of the tap's own (RabbitMQ: server-named,
+   * exclusive, auto-delete, non-durable, consumed without acks), so every other queue receives
+   * its messages exactly as before.
+   *
+   * - Bounded: when more than `maxLength` copies wait for the tap, the oldest are dropped. A tap
+   *   is for watching, never a delivery guarantee.
+   * - Side effect: while the tap is bound, a message that reaches no other queue is routed to the
+   *   tap, so the publisher is not told it was unroutable (as with any queue bound by hand).
+   * - Resolves once the tap's queue is bound; rejects when the exchange does not exist. When the
+   *   tap ends by itself (its connection was lost, its queue deleted), `onEnd` is called once and
+   *   the tap is not resumed: open another one. `close()` ends it and deletes its queue.
+   */
+  tap?(
+    exchange: string,
+    pattern: string,
+    onMessage: (message: IncomingMessage) => void,
+    options?: TapOptions,
+  ): Promise<Tap>;
+}
+
+/** What {@link Transport.queueStats} reports of a queue. */
+export interface QueueStats {
+  /** Messages ready for delivery (not those delivered and not yet settled). */
+  readonly messages: number;
+  /** Consumers attached to the queue. */
+  readonly consumers: number;
+}
+
+/** Options of {@link Transport.tap}. */
+export interface TapOptions {
+  /** Copies kept waiting for the tap before the oldest are dropped. @defaultValue 1000 */
+  readonly maxLength?: number | undefined;
+  /** Called once when the tap ends by itself (not after `close()`), with why. */
+  readonly onEnd?: ((error: Error) => void) | undefined;
+}
+
+/** A running tap: see {@link Transport.tap}. */
+export interface Tap {
+  /** Stops the copies and deletes the tap's queue. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -167,6 +218,12 @@ export interface Delivery {
   readonly message: IncomingMessage;
   /** The queue it came from. */
   readonly queue: string;
+  /**
+   * Taken with `get()`: how many messages were still ready in the queue behind this one (AMQP
+   * `basic.get-ok`'s message count), so the depth of the queue is this plus one, plus any taken
+   * before and not yet settled. `undefined` for a consumed delivery.
+   */
+  readonly remaining?: number | undefined;
   /** Done: the broker forgets the message. */
   ack(): Promise<void>;
   /**
@@ -192,10 +249,21 @@ export interface TransportFeatures {
   /** Several processes can share a queue. */
   readonly multiProcess: boolean;
   /**
+   * Binding patterns may put `#` before a literal word (`a.#.c`, `#.a`). Where false (NATS), such
+   * a pattern is refused by `declare` with `UnsupportedBindingError` (code `unsupported-binding`)
+   * before anything is created, and every other pattern routes exactly as on RabbitMQ.
+   */
+  readonly innerHash: boolean;
+  /**
+   * The largest message, body and headers, the broker accepts, in bytes (`Infinity` when it is
+   * far above anything the suite sends). The suite tests the runtime's `oversize` limit below it.
+   */
+  readonly maxMessageBytes: number;
+  /**
    * Partitioned queues (`QueueSpec.partitions`): routing by bucket to one partition, the
    * unkeyed fallback to partition 0, one active consumer per partition, a shared dead-letter
-   * queue. Where false, `declare` refuses a partitioned queue.
-   * @defaultValue false
+   * queue (see docs/scaling.md). Where false, `declare` refuses a partitioned queue with
+   * `UnsupportedBindingError` before anything is created.
    */
-  readonly partitions?: boolean | undefined;
+  readonly partitions: boolean;
 }

@@ -217,9 +217,13 @@ describe.skipIf(!up)('reliability: a stalled broker', () => {
       settledWhileBlocked = settledDuring;
       expect(settledWhileBlocked).toBe(0);
     } finally {
+      // The setting comes back as a fraction (0.4) or as {absolute,Bytes}.
+      const absolute = /^\{absolute,\s*(\d+)\}$/.exec(watermark);
       await rabbitmqctl(
         'set_vm_memory_high_watermark',
-        /^[0-9.]+$/.test(watermark) ? watermark : '0.4',
+        ...(absolute
+          ? ['absolute', absolute[1]!]
+          : [/^[0-9.]+$/.test(watermark) ? watermark : '0.4']),
       );
       clearedAt = Date.now();
     }

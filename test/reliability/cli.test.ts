@@ -90,6 +90,15 @@ describe.skipIf(!up)('tidings dlq, the real command against RabbitMQ', () => {
     expect(await queueDepth(dlq)).toBe(3);
   }, 60_000);
 
+  it('says how many the queue holds beside the ones a --limit shows (RabbitMQ counts them)', async () => {
+    const r = await cli(['dlq', 'list', queue, '--limit', '2', '--broker', BROKER]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines.at(-1)).toBe(`2 of 3 messages in ${dlq} (--limit 2)`);
+    expect(await queueDepth(dlq)).toBe(3);
+  }, 60_000);
+
   it('lists them as JSON for scripts, with every header and the body', async () => {
     const r = await cli(['dlq', 'list', dlq, '--json'], { BROKER_URL: BROKER });
     expect(r.code).toBe(0);
@@ -188,6 +197,9 @@ describe.skipIf(!up)('tidings dlq, the real command against RabbitMQ', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^tidings: Cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@/);
     expect(r.stderr).toContain('ACCESS_REFUSED');
+    // One line, naming the broker once.
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr.split('guest:***@')).toHaveLength(2);
     for (const form of [secret, encodeURIComponent(secret), 'P4ss']) {
       expect(r.stderr).not.toContain(form);
     }

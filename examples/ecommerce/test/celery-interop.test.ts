@@ -16,12 +16,14 @@ import {
   type Transport,
 } from 'tidings';
 import { amqpTransport } from 'tidings/amqp';
-import { brokerReachable, uniqueName, waitFor } from 'tidings/testing';
+import { brokerReachable, testVhost, uniqueName, waitFor } from 'tidings/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * Interop with the seed's Python services, both directions, against RabbitMQ and real Celery
- * workers (Debian's python3-celery, started here and killed afterwards).
+ * workers (Debian's python3-celery, started here and killed afterwards). Both sides use the real
+ * `order` exchange, as the seed does, so the file works in a vhost of its own: nothing it
+ * publishes can reach the queues of the demo or of anyone else on the broker.
  */
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const PYTHON = '/usr/bin/python3';
@@ -41,7 +43,13 @@ function celeryInstalled(): boolean {
   }
 }
 
-const up = (await brokerReachable('127.0.0.1', 5672, 'RabbitMQ')) && celeryInstalled();
+const broker = new URL(AMQP_URL);
+const up =
+  (await brokerReachable(broker.hostname, Number(broker.port || 5672), 'RabbitMQ')) &&
+  celeryInstalled();
+const vhost = up ? await testVhost(AMQP_URL, 'tidings-celery-interop') : undefined;
+/** This file's vhost, for Tidings (amqplib) and for Celery (kombu reads the vhost from the path). */
+const URL_HERE = vhost?.url ?? AMQP_URL;
 
 interface Recorded {
   service: string;
@@ -55,34 +63,30 @@ interface Recorded {
   };
 }
 
-describe.skipIf(!up)('interop with Celery services on RabbitMQ', () => {
+describe.skipIf(!vhost)('interop with Celery services on RabbitMQ', () => {
   const workers: ChildProcess[] = [];
-  const queues: string[] = [];
   const services: Service[] = [];
   let transport: Transport;
   let dir: string;
 
   beforeAll(() => {
-    transport = amqpTransport({ url: AMQP_URL, connectionName: 'celery-interop-test' });
+    transport = amqpTransport({ url: URL_HERE, connectionName: 'celery-interop-test' });
     dir = mkdtempSync(join(tmpdir(), 'tidings-celery-'));
   });
 
   afterAll(async () => {
     for (const s of services) await s.stop();
     for (const w of workers) w.kill('SIGKILL');
-    const connection = await amqplib.connect(AMQP_URL);
-    const channel = await connection.createChannel();
-    for (const q of queues) await channel.deleteQueue(q);
-    await connection.close();
     await transport.close();
+    // Every exchange, queue and message of the file goes with its vhost.
+    await vhost?.delete();
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   /** Starts a Python worker on a unique queue; resolves once Celery says it is ready. */
   async function startWorker(kind: 'billing' | 'logistic'): Promise<string> {
     const queue = uniqueName(`${kind}_order`);
     const record = join(dir, `${queue}.jsonl`);
-    queues.push(queue);
     const worker = spawn(
       PYTHON,
       [
@@ -107,7 +111,7 @@ describe.skipIf(!up)('interop with Celery services on RabbitMQ', () => {
         cwd: PY_DIR,
         env: {
           ...process.env,
-          BROKER_URL: `${AMQP_URL}//`,
+          BROKER_URL: URL_HERE,
           [kind === 'billing' ? 'BILLING_QUEUE' : 'LOGISTIC_QUEUE']: queue,
           RECORD_FILE: record,
         },
@@ -198,11 +202,10 @@ describe.skipIf(!up)('interop with Celery services on RabbitMQ', () => {
       s.on(orderSubmit, (order, ctx) => void got.push({ service: name, order, ctx }));
       await s.start();
       services.push(s);
-      queues.push(s.topology().queues[0]!.name, deadLetterQueueName(s.topology().queues[0]!.name));
     }
     const python = spawn(PYTHON, ['-m', 'order', '3', '7000'], {
       cwd: PY_DIR,
-      env: { ...process.env, BROKER_URL: `${AMQP_URL}//` },
+      env: { ...process.env, BROKER_URL: URL_HERE },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exit = await new Promise<number | null>((resolve) => python.on('exit', resolve));
@@ -244,8 +247,7 @@ describe.skipIf(!up)('interop with Celery services on RabbitMQ', () => {
     await s.start();
     services.push(s);
     const queue = s.topology().queues[0]!.name;
-    queues.push(queue, deadLetterQueueName(queue));
-    const connection = await amqplib.connect(AMQP_URL);
+    const connection = await amqplib.connect(URL_HERE);
     const channel = await connection.createConfirmChannel();
     const headers = {
       lang: 'py',

@@ -7,6 +7,7 @@ import {
   memoryTransport,
 } from 'tidings';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { narrate } from '../narrate.js';
 import {
   CHARGEBACK,
   checkOutcome,
@@ -177,4 +178,57 @@ describe('the e-commerce scenario on the memory transport', () => {
     if (!found) throw new Error(`${service} did not handle message ${messageId}`);
     return found.envelope;
   }
+});
+
+describe('when something else shares the broker', () => {
+  it('a wait that times out says what the services held, naming the orders it did not place', async () => {
+    const transport = memoryTransport();
+    const system = await startEcommerce(transport, recordingLogger());
+    try {
+      // A stranger's order on the same exchange, as a test or a Celery producer would send it.
+      const stranger = createService({ name: 'stranger', transport, logger: recordingLogger() });
+      await stranger.publish(
+        orderSubmit,
+        { id: 9000, lines: [{ id: 1, quantity: 1, price: 1 }] },
+        { version: 1 },
+      );
+      const failure = await runScenario(system.urls, () => {}, 1500).then(
+        () => undefined,
+        (error: Error) => error.message,
+      );
+      expect(failure).toMatch(
+        /^timed out after 1500 ms waiting for: orders billed, shipped, notified and dispatched; saw journal entries 4 \(expected 3: orders #9000, #1, #2, #3\); shipments 4 \(expected 3: orders #9000, #1, #2, #3\); notifications 6 \(expected 6: orders #1, #2, #3\); orders #1 \w+, #2 \w+, #3 \w+$/,
+      );
+    } finally {
+      await system.stop();
+      await transport.close();
+    }
+  });
+});
+
+describe('the narration', () => {
+  it('prints who did what to which order, with the downcast to version 1 where Logistic gets it', async () => {
+    const transport = memoryTransport();
+    const system = await startEcommerce(transport, recordingLogger());
+    const lines: string[] = [];
+    const stop = narrate(system, (line) => lines.push(line));
+    try {
+      await runScenario(system.urls, () => {});
+    } finally {
+      stop();
+      await system.stop();
+      await transport.close();
+    }
+    expect(lines).toContain('order        -> order.v2.submit        #1 (2 lines, 10.50)');
+    expect(lines).toContain(
+      'billing      <- order.v2.submit        #1: posted J-1 (Dr accounts-receivable 10.50 / Cr revenue 10.50)',
+    );
+    expect(lines).toContain(
+      'logistic     <- order.v2.submit        #1 (downcast to v1): packed S-1 (3 items)',
+    );
+    expect(lines).toContain('billing      <- order.v1.chargeback    #2: posted J-4, reversing J-2');
+    // Only Logistic is written against an older version than it receives.
+    expect(lines.filter((l) => l.includes('downcast'))).toHaveLength(ORDERS.length);
+    expect(lines.every((l) => !l.includes('upcast'))).toBe(true);
+  });
 });

@@ -107,3 +107,11 @@ export function partitionQueueArguments(
 export function partitionExchangeArguments(unkeyedExchange: string): QueueArguments {
   return { 'alternate-exchange': unkeyedExchange };
 }
+
+/**
+ * A tap's temporary queue: at most `maxLength` copies wait; past that RabbitMQ drops the oldest,
+ * so a tap nobody reads cannot grow without bound.
+ */
+export function tapQueueArguments(maxLength: number): QueueArguments {
+  return { 'x-max-length': maxLength, 'x-overflow': 'drop-head' };
+}

@@ -17,7 +17,14 @@ if (await brokerReachable(hostname, Number(port || 5672), 'RabbitMQ')) {
           connectionName: 'tidings conformance',
           logger: silentLogger,
         }),
-      features: { durable: true, multiProcess: true, partitions: true },
+      // RabbitMQ 3.10's default max_message_size is 128 MiB.
+      features: {
+        durable: true,
+        multiProcess: true,
+        innerHash: true,
+        maxMessageBytes: 128 * 1024 * 1024,
+        partitions: true,
+      },
     });
   }
 }

@@ -40,6 +40,7 @@ export class ManagedConnection {
   private firstAttemptAt = 0;
   /** The node of `options.endpoints` the next attempt goes to. */
   private endpoint = 0;
+  private warnedNoCoalescing = false;
 
   constructor(
     private readonly role: ConnectionRole,
@@ -289,7 +290,12 @@ export class ManagedConnection {
       }
     }
     const model = await connect(target, socket);
-    coalesceWrites(model);
+    if (!coalesceWrites(model) && !this.warnedNoCoalescing) {
+      this.warnedNoCoalescing = true;
+      this.options.logger.warn(
+        `the ${this.role} connection's socket is not where amqplib 0.10 and 2 keep it: writes are not coalesced per tick (more system calls per message)`,
+      );
+    }
     return model;
   }
 }

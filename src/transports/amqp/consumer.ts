@@ -1,9 +1,10 @@
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import { HEADERS, type HeaderValue, type IncomingMessage } from '../../envelope/envelope.js';
-import { PublishRejectedError, StateError } from '../../errors.js';
+import { MessageEncodingError, PublishRejectedError, StateError } from '../../errors.js';
 import type { Consumer, Delivery, PublishOutcome } from '../transport.js';
 import { closeQuietly as closeChannel, type ManagedConnection } from './connection.js';
 import type { AmqpTransportEvents, TypedEvents } from './events.js';
+import { AMQPLIB_TABLE_BYTES, trimHeaders } from './fit.js';
 import type { ResolvedAmqpOptions } from './options.js';
 import { AbandonedPublishError, type PublishRequest } from './publisher.js';
 import { retryLevel, retryQueueName } from './topology.js';
@@ -29,6 +30,9 @@ export interface ConsumerHost {
   reportError(error: unknown, during: string): void;
   forget(consumer: AmqpConsumer): void;
 }
+
+/** What a trimmed dead-letter copy's headers may take: amqplib's limit, less room to spare. */
+const TRIM_BUDGET = AMQPLIB_TABLE_BYTES - 4096;
 
 /** One consumer channel. Deliveries keep the handle they came on: once closed they cannot be settled. */
 class ChannelHandle {
@@ -233,6 +237,8 @@ export class AmqpConsumer implements Consumer {
  */
 export class AmqpDelivery implements Delivery {
   readonly message: IncomingMessage;
+  /** From `basic.get-ok`: the messages still ready behind this one; undefined when consumed. */
+  readonly remaining: number | undefined;
   private state: 'unsettled' | 'settling' | 'settled' = 'unsettled';
 
   constructor(
@@ -241,6 +247,8 @@ export class AmqpDelivery implements Delivery {
     private readonly raw: ConsumeMessage,
   ) {
     this.message = toIncoming(raw);
+    const count = (raw.fields as { messageCount?: unknown }).messageCount;
+    this.remaining = typeof count === 'number' ? count : undefined;
   }
 
   get queue(): string {
@@ -275,8 +283,11 @@ export class AmqpDelivery implements Delivery {
     const level = retryLevel(merged[HEADERS.attempts]);
     const options = copyOptions(this.raw, merged);
     options.expiration = String(Math.max(0, Math.round(delayMs)));
-    await this.park(retryQueueName(queue, level), options, (force) =>
-      this.consumer.host.ensureRetryQueue(queue, level, force),
+    await this.park(
+      retryQueueName(queue, level),
+      options,
+      (force) => this.consumer.host.ensureRetryQueue(queue, level, force),
+      (error) => this.unencodable(error, merged, headers, 'retry'),
     );
   }
 
@@ -288,46 +299,128 @@ export class AmqpDelivery implements Delivery {
       this.consumer.host.deadLetterQueueOf(queue),
       copyOptions(this.raw, merged),
       (force) => this.consumer.host.ensureDeadLetterQueue(queue, force),
+      (error) => this.unencodable(error, merged, headers, 'dead-letter'),
     );
   }
 
   /**
    * Stores a copy in `target` through the default exchange (so it reaches that queue only), waits
    * for the broker's confirm, then acks the original. A missing target is declared and the copy
-   * sent once more. If the copy cannot be stored the original is requeued and the error thrown.
+   * sent once more. A copy amqplib cannot encode goes to `onUnencodable`, which settles the
+   * original itself. If the copy cannot be stored otherwise, the original is requeued and the
+   * error thrown.
    */
   private async park(
     target: string,
     options: Options.Publish,
     ensure: (force: boolean) => Promise<void>,
+    onUnencodable?: (error: MessageEncodingError) => Promise<void>,
   ): Promise<void> {
     try {
-      for (let attempt = 0; ; attempt++) {
-        await ensure(attempt > 0);
-        const outcome = await this.consumer.host.publish({
-          exchange: '',
-          routingKey: target,
-          body: this.raw.content,
-          options,
-          stillWanted: () => this.handle.open,
-        });
-        if (outcome.routed) break;
-        if (attempt > 0) {
-          throw new PublishRejectedError(
-            target,
-            `queue "${target}" does not exist and could not be declared`,
-          );
-        }
-      }
+      await this.copyTo(target, options, ensure);
     } catch (error) {
       if (error instanceof AbandonedPublishError) {
         this.finish();
         return;
       }
+      // Requeued, it would come straight back and fail the same way, for ever: no requeue.
+      if (error instanceof MessageEncodingError && onUnencodable) return onUnencodable(error);
       this.onChannel((channel) => channel.nack(this.raw, false, true));
       throw error;
     }
     this.onChannel((channel) => channel.ack(this.raw));
+  }
+
+  private async copyTo(
+    target: string,
+    options: Options.Publish,
+    ensure: (force: boolean) => Promise<void>,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await ensure(attempt > 0);
+      const outcome = await this.consumer.host.publish({
+        exchange: '',
+        routingKey: target,
+        body: this.raw.content,
+        options,
+        stillWanted: () => this.handle.open,
+      });
+      if (outcome.routed) return;
+      if (attempt > 0) {
+        throw new PublishRejectedError(
+          target,
+          `queue "${target}" does not exist and could not be declared`,
+        );
+      }
+    }
+  }
+
+  /**
+   * A retry or dead-letter copy amqplib cannot encode (its headers are too large, usually from
+   * another client): dead-letters at once, whatever was asked, with the reason and the offending
+   * headers cut to 1 KiB or dropped (`tidings-trimmed-headers` says which, and how large they
+   * were). The headers given for this settle are kept. Should even that copy fail, the original
+   * is rejected without requeue, and RabbitMQ moves it to the dead-letter queue by the work
+   * queue's `x-dead-letter-*` arguments.
+   */
+  private async unencodable(
+    error: MessageEncodingError,
+    merged: Record<string, HeaderValue>,
+    given: Record<string, HeaderValue>,
+    asked: 'retry' | 'dead-letter',
+  ): Promise<void> {
+    const queue = this.consumer.queue;
+    const host = this.consumer.host;
+    const { headers, trimmed } = trimHeaders(merged, new Set(Object.keys(given)), TRIM_BUDGET);
+    // Bounded, so the record of what was trimmed cannot itself overflow the table.
+    const listed = trimmed.slice(0, 20).map((t) => ({ ...t, header: clip(t.header, 64) }));
+    const more = trimmed.length - listed.length;
+    const what = clip(
+      listed
+        .map(
+          (t) => `${t.header} (${t.bytes} bytes, ${t.kept > 0 ? `cut to ${t.kept}` : 'dropped'})`,
+        )
+        .join(', ') + (more > 0 ? ` and ${more} more` : ''),
+      600,
+    );
+    headers[HEADERS.trimmedHeaders] = JSON.stringify(more > 0 ? [...listed, { more }] : listed);
+    if (asked === 'retry') {
+      const now = new Date().toISOString();
+      const earlier = given[HEADERS.errorMessage];
+      headers[HEADERS.deadReason] = 'unencodable-headers';
+      headers[HEADERS.errorName] = error.name;
+      headers[HEADERS.errorMessage] = clip(
+        `could not be parked for a retry: ${error.message}; trimmed ${what || 'nothing'}` +
+          (typeof earlier === 'string' && earlier
+            ? `. It was to be retried after: ${earlier}`
+            : ''),
+        1000,
+      );
+      headers[HEADERS.firstFailure] ??= now;
+      headers[HEADERS.lastFailure] = now;
+      headers[HEADERS.queue] = queue;
+    }
+    const target = host.deadLetterQueueOf(queue);
+    try {
+      await this.copyTo(target, copyOptions(this.raw, headers), (force) =>
+        host.ensureDeadLetterQueue(queue, force),
+      );
+    } catch (again) {
+      if (again instanceof AbandonedPublishError) {
+        this.finish();
+        return;
+      }
+      host.reportError(
+        again,
+        `dead-lettering a message of ${queue} whose headers cannot be copied; RabbitMQ dead-letters the original instead`,
+      );
+      this.onChannel((channel) => channel.nack(this.raw, false, false));
+      return;
+    }
+    this.onChannel((channel) => channel.ack(this.raw));
+    host.options.logger.warn(
+      `dead-lettered a message of ${queue} at once: its ${asked} copy cannot be encoded (${error.message}); trimmed ${what || 'nothing'}`,
+    );
   }
 
   private begin(): void {
@@ -377,7 +470,7 @@ function copyOptions(raw: ConsumeMessage, headers: Record<string, HeaderValue>):
  * The delivered message as the runtime sees it. A message back from a retry queue arrives
  * through the default exchange; its original exchange and routing key come from its headers.
  */
-function toIncoming(raw: ConsumeMessage): IncomingMessage {
+export function toIncoming(raw: ConsumeMessage): IncomingMessage {
   const p = raw.properties;
   const headers = ownHeaders(p.headers);
   let exchange = raw.fields.exchange;
@@ -466,6 +559,10 @@ function ownHeaders(decoded: unknown): Record<string, HeaderValue> {
     });
   }
   return out;
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 async function closeHandle(handle: ChannelHandle): Promise<void> {

@@ -109,7 +109,8 @@ describe('encodePublish', () => {
     );
     // The fast path must actually be taken for many messages, or this test proves little.
     expect(encoded).toBeGreaterThan(5_000);
-  });
+    // About 15 s alone on the 2-core machine, over 35 s beside the whole suite.
+  }, 180_000);
 
   it('leaves to amqplib what it does not encode', () => {
     const body = Buffer.from('{}');
@@ -154,7 +155,8 @@ describe('encodePublish', () => {
 });
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const up = await brokerReachable('127.0.0.1', 5672, 'RabbitMQ');
+const broker = new URL(url);
+const up = await brokerReachable(broker.hostname, Number(broker.port || 5672), 'RabbitMQ');
 
 /** Runs `body` with a transport and a fresh exchange and queue bound with `pattern`; then deletes them. */
 async function withQueue(
@@ -219,6 +221,17 @@ async function countThroughAmqplib(
 }
 
 describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
+  it('opens channels of the amqplib package this pass is for', async () => {
+    const connection = await amqplibConnect(url);
+    try {
+      const channel = await connection.createConfirmChannel();
+      expect(Object.getPrototypeOf(channel)).toBe(confirmChannelPrototype());
+      await channel.close();
+    } finally {
+      await connection.close();
+    }
+  });
+
   it("takes the encoder's path with the installed amqplib, and the messages arrive intact", async () => {
     // If an amqplib upgrade changed the internals the encoder relies on, publishing would still
     // work through amqplib, silently slower: this test says so.
@@ -311,7 +324,7 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
       await t.declare({ exchanges: [exchange], queues: [] });
       expect(await countThroughAmqplib(t, exchange, 5, true)).toBe(5);
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(/fast publish path is off: ConfirmChannel\.publish is wrapped/);
+      expect(warnings[0]).toMatch(/fast publish path is off: amqplib's publish is wrapped/);
     } finally {
       proto.publish = original;
       await t.deleteTopology({ exchanges: [exchange], queues: [] }, { exchanges: true });
@@ -319,7 +332,36 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
     }
   });
 
+  it('steps aside too when Channel.sendMessage is wrapped the way dd-trace does (no marks, the original as prototype)', async () => {
+    const warnings: string[] = [];
+    const t = amqpTransport({ url, logger: { ...silentLogger, warn: (m) => warnings.push(m) } });
+    const exchange = uniqueName('frames-ddtrace');
+    const base = amqplibInternal<{
+      Channel: { prototype: { sendMessage: (...args: unknown[]) => unknown } };
+    }>('lib/channel.js').Channel.prototype;
+    const original = base.sendMessage;
+    let throughSendMessage = 0;
+    const wrapper = function (this: unknown, ...args: unknown[]) {
+      throughSendMessage++;
+      return original.apply(this, args);
+    };
+    Object.setPrototypeOf(wrapper, original);
+    try {
+      base.sendMessage = wrapper;
+      await t.declare({ exchanges: [exchange], queues: [] });
+      await countThroughAmqplib(t, exchange, 3);
+      expect(throughSendMessage).toBe(3);
+      expect(warnings.filter((w) => /fast publish path is off/.test(w))).toHaveLength(1);
+    } finally {
+      base.sendMessage = original;
+      await t.deleteTopology({ exchanges: [exchange], queues: [] }, { exchanges: true });
+      await t.close();
+    }
+  });
+
   it('writes in the same chunks as amqplib, small and large, so backpressure is the same', async () => {
+    // A routing key of its own: no queue bound to amq.topic by anyone else receives these.
+    const key = uniqueName('frames-test');
     const connection = await amqplibConnect(url);
     const channel = await connection.createConfirmChannel();
     const internals = channel as unknown as {
@@ -344,12 +386,10 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
       ] as const) {
         const body = Buffer.alloc(size, 7);
         chunks = [];
-        channel.publish('amq.topic', 'frames.test', body, options, noop);
+        channel.publish('amq.topic', key, body, options, noop);
         const theirs = chunks;
         chunks = [];
-        expect(tryPublishFrames(channel, 'amq.topic', 'frames.test', body, options, noop)).toBe(
-          true,
-        );
+        expect(tryPublishFrames(channel, 'amq.topic', key, body, options, noop)).toBe(true);
         expect(chunks.map((c) => c.length)).toEqual(theirs.map((c) => c.length));
         expect(Buffer.concat(chunks).equals(Buffer.concat(theirs))).toBe(true);
       }
@@ -361,8 +401,9 @@ describe.skipIf(!up)('publishing with the frame encoder, on RabbitMQ', () => {
   });
 
   it('marks the write for the heartbeat, and steps aside for a closing channel or connection', async () => {
+    const key = uniqueName('frames-test');
     const publishOn = (channel: ConfirmChannel) =>
-      tryPublishFrames(channel, 'amq.topic', 'frames.test', Buffer.from('{}'), tidings, () => {});
+      tryPublishFrames(channel, 'amq.topic', key, Buffer.from('{}'), tidings, () => {});
     const connection = await amqplibConnect(url);
     const internals = connection as unknown as { connection: { sentSinceLastCheck: boolean } };
     const first = await connection.createConfirmChannel();

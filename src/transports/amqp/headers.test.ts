@@ -6,7 +6,8 @@ import type { Delivery } from '../transport.js';
 import { amqpTransport } from './index.js';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const up = await brokerReachable('127.0.0.1', 5672, 'RabbitMQ');
+const broker = new URL(url);
+const up = await brokerReachable(broker.hostname, Number(broker.port || 5672), 'RabbitMQ');
 
 describe.skipIf(!up)('headers of delivered messages', () => {
   it('keeps a header named __proto__ as an ordinary header, in an object without a prototype', async () => {

@@ -20,3 +20,9 @@ export {
   retryQueueName,
 } from './topology.js';
 export { AmqpTransport, amqpTransport } from './transport.js';
+export {
+  createTemporaryVhost,
+  type TemporaryVhost,
+  type TemporaryVhostOptions,
+  VhostAdminError,
+} from './vhost.js';

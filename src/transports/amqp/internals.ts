@@ -50,23 +50,50 @@ interface ChannelInternals {
   sendMessage?: unknown;
 }
 
-/** Marks that instrumentation libraries (shimmer, used by OpenTelemetry) set on a wrapped method. */
-interface Wrapped {
-  readonly __wrapped?: unknown;
+/**
+ * Whether an instrumentation library has wrapped `method`: shimmer (used by OpenTelemetry) marks
+ * its wrappers with `__wrapped` and `__original`; others (dd-trace's shimmer) give the wrapper the
+ * original as its prototype. A plain method's prototype is `Function.prototype`.
+ */
+function isWrapped(method: unknown): boolean {
+  if (typeof method !== 'function') return false;
+  const marks = method as { __wrapped?: unknown; __original?: unknown };
+  return (
+    Boolean(marks.__wrapped) ||
+    marks.__original !== undefined ||
+    Object.getPrototypeOf(method) !== Function.prototype
+  );
+}
+
+/**
+ * The methods on a channel's way to the socket that instrumentations wrap to add spans and
+ * headers: `publish` (ConfirmChannel's and Channel's) and `sendMessage`. Looked up along the
+ * prototype chain, where the wrappers are installed.
+ */
+function instrumented(channel: ConfirmChannel): boolean {
+  for (let p: object | null = channel; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    for (const name of ['publish', 'sendMessage']) {
+      const own = Object.getOwnPropertyDescriptor(p, name);
+      if (own && isWrapped(own.value)) return true;
+    }
+  }
+  return false;
 }
 
 /**
  * Looks once, when a confirm channel opens, at whether the fast path can publish on it: amqplib's
- * internals have the expected shape, and `ConfirmChannel.publish` is amqplib's own (an
- * instrumentation such as `@opentelemetry/instrumentation-amqplib` wraps it to add spans and
- * headers, which the fast path would bypass). Returns the fast publish function, or why not.
+ * internals have the expected shape, and no instrumentation has wrapped the methods a publish goes
+ * through (`@opentelemetry/instrumentation-amqplib` wraps `ConfirmChannel.publish`, dd-trace
+ * `Channel.sendMessage`, to add spans and headers, which the fast path would bypass; a wrapper
+ * written by hand that leaves no mark needs `fastPublish: false`). Returns the fast publish
+ * function, or why not.
  */
 export function probePublishPath(channel: ConfirmChannel): PublishPath {
-  if ((channel.publish as Wrapped).__wrapped) {
+  if (instrumented(channel)) {
     return {
       fast: undefined,
       reason:
-        'ConfirmChannel.publish is wrapped by an instrumentation, which the fast path would bypass',
+        "amqplib's publish is wrapped by an instrumentation (OpenTelemetry, dd-trace), which the fast path would bypass",
     };
   }
   const c = channel as unknown as ChannelInternals;

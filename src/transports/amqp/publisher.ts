@@ -9,6 +9,7 @@ import {
 } from '../../errors.js';
 import type { PublishOutcome } from '../transport.js';
 import { closeQuietly, type ManagedConnection } from './connection.js';
+import { headersRefusal } from './fit.js';
 import { closing, type FastPublish, probePublishPath, takeBackCallback } from './internals.js';
 import type { ResolvedAmqpOptions } from './options.js';
 import { brokerReason, replyCodeOf } from './topology.js';
@@ -326,6 +327,13 @@ export class Publisher {
         const fast = this.fast?.(r.exchange, r.routingKey, r.body, r.options, done);
         if (fast !== undefined) writable = fast;
         else {
+          // Past its scratch buffer amqplib would send a corrupt frame, or throw halfway.
+          const refusal = r.options.headers ? headersRefusal(r.options.headers) : undefined;
+          if (refusal !== undefined) {
+            this.inFlight.delete(entry);
+            this.finish(entry, new MessageEncodingError(r.routingKey, refusal));
+            continue;
+          }
           const options = r.options.headers ? withHeaders(r.options, this.headers) : r.options;
           writable = channel.publish(r.exchange, r.routingKey, r.body, options, done);
         }

@@ -1,5 +1,9 @@
 import type { Channel, ChannelModel, Options } from 'amqplib';
-import type { MessageProperties, OutgoingMessage } from '../../envelope/envelope.js';
+import type {
+  IncomingMessage,
+  MessageProperties,
+  OutgoingMessage,
+} from '../../envelope/envelope.js';
 import { StateError } from '../../errors.js';
 import {
   type ConsumeOptions,
@@ -10,6 +14,9 @@ import {
   partitionExchangeName,
   partitionQueueName,
   type QueueSpec,
+  type QueueStats,
+  type Tap,
+  type TapOptions,
   type Topology,
   type Transport,
   unkeyedExchangeName,
@@ -24,6 +31,7 @@ import {
   resolveAmqpOptions,
 } from './options.js';
 import { Publisher, type PublishRequest } from './publisher.js';
+import { openTap, QueueInspector } from './tap.js';
 import {
   applyDeclarations,
   brokerError,
@@ -63,6 +71,8 @@ export class AmqpTransport implements Transport {
   private readonly publisher: Publisher;
   private readonly consumers = new Set<AmqpConsumer>();
   private readonly getter: AmqpGetter;
+  private readonly inspector: QueueInspector;
+  private readonly taps = new Set<Tap>();
   private readonly host: ConsumerHost;
   /** Everything declared through this transport, to declare again after a reconnection. */
   private readonly knownExchanges = new Set<string>();
@@ -117,6 +127,7 @@ export class AmqpTransport implements Transport {
       forget: (consumer) => this.consumers.delete(consumer),
     };
     this.getter = new AmqpGetter(this.host);
+    this.inspector = new QueueInspector(() => this.publishConnection.get(), this.options.password);
   }
 
   /** The broker URL with the password replaced by `***`. */
@@ -319,12 +330,58 @@ export class AmqpTransport implements Transport {
     }
   }
 
+  /**
+   * Ready messages and consumers of a queue, by a passive `queue.declare` on a channel of its own
+   * (the publish connection); `undefined` when the queue does not exist. Calls run one at a time.
+   */
+  async queueStats(queue: string): Promise<QueueStats | undefined> {
+    this.assertOpen();
+    return this.inspector.stats(queue);
+  }
+
+  /**
+   * A tap on the consume connection: a server-named, exclusive, auto-delete, non-durable queue
+   * with `x-max-length` (default 1000, oldest dropped), bound to `exchange` by `pattern` and
+   * consumed without acks, on a channel of its own. A lost connection ends it (`onEnd`); it is not
+   * resumed. Rejects with `StateError` when the exchange does not exist.
+   */
+  async tap(
+    exchange: string,
+    pattern: string,
+    onMessage: (message: IncomingMessage) => void,
+    options: TapOptions = {},
+  ): Promise<Tap> {
+    this.assertOpen();
+    const connection = await this.consumeConnection.get();
+    let tap: Tap | undefined;
+    const opened = await openTap(connection, exchange, pattern, onMessage, {
+      ...options,
+      password: this.options.password,
+      onError: (error) => this.reportError(error, `delivering a copy from a tap on ${exchange}`),
+      onEnd: (error) => {
+        if (tap) this.taps.delete(tap);
+        options.onEnd?.(error);
+      },
+    });
+    const handle: Tap = {
+      close: async () => {
+        this.taps.delete(handle);
+        await opened.close();
+      },
+    };
+    tap = handle;
+    this.taps.add(handle);
+    return handle;
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
   }
 
   private async shutdown(): Promise<void> {
+    await Promise.all([...this.taps].map((t) => t.close()));
+    await this.inspector.close();
     const consumers = [...this.consumers];
     await Promise.all(consumers.map((c) => c.cancel()));
     // Retry and dead-letter copies are publishes too: once confirmed their originals are acked

@@ -69,4 +69,19 @@ describe('MemoryBroker specifics', () => {
     await waitFor(() => calls === 2, 'the redelivery');
     expect(errors).toHaveLength(1);
   });
+
+  it('keeps at most maxLength copies waiting for a tap, dropping the oldest', async () => {
+    const broker = new MemoryBroker();
+    const t = broker.transport();
+    await t.declare({ exchanges: ['ex'], queues: [] });
+    const seen: string[] = [];
+    await t.tap('ex', '#', (m) => seen.push(m.body.toString()), { maxLength: 3 });
+    // Published within one turn of the event loop, before the tap's consumer runs.
+    await Promise.all(['1', '2', '3', '4', '5'].map((b) => t.publish(msg(b))));
+    await waitFor(() => seen.length === 3, 'three copies');
+    expect(seen).toEqual(['3', '4', '5']);
+    expect(broker.queueNames().filter((n) => n.startsWith('tidings.tap.'))).toHaveLength(1);
+    await t.close();
+    expect(broker.queueNames()).toEqual([]);
+  });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { compilePattern, type TopicMatcher } from '../../contracts/pattern.js';
 import {
   HEADERS,
@@ -17,6 +18,9 @@ import {
   partitionExchangeName,
   partitionQueueName,
   type QueueSpec,
+  type QueueStats,
+  type Tap,
+  type TapOptions,
   type Topology,
   type Transport,
   unkeyedExchangeName,
@@ -145,6 +149,8 @@ class MemoryQueue {
   deleted = false;
   singleActiveConsumer = false;
   deadLetterQueue: string | undefined;
+  /** Past this many ready messages the oldest is dropped (a tap's queue); none by default. */
+  maxLength = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly name: string,
@@ -156,6 +162,7 @@ class MemoryQueue {
   /** Adds a new message at the tail. */
   enqueue(message: OutgoingMessage): void {
     if (this.deleted) return;
+    if (this.messages.length >= this.maxLength) this.messages.shift();
     this.messages.push({ message, redelivered: false, seq: this.seq++ });
     this.schedule();
   }
@@ -218,6 +225,8 @@ class MemoryQueue {
 
 class MemoryDelivery implements Delivery {
   readonly message: IncomingMessage;
+  /** Set by `get()`: the messages still ready behind this one. */
+  remaining: number | undefined;
   private settled = false;
   /** Given back to its queue because its connection closed: settling it now does nothing. */
   private returned = false;
@@ -387,7 +396,7 @@ export class MemoryBroker {
     });
   }
 
-  /** Whether an exchange exists. */
+  /** Whether an exchange of that name exists. */
   hasExchange(name: string): boolean {
     return this.exchanges.has(name);
   }
@@ -565,6 +574,7 @@ export class MemoryBroker {
 export class MemoryTransport implements Transport {
   readonly kind = 'memory';
   private readonly consumers = new Set<MemoryConsumer>();
+  private readonly taps = new Set<MemoryTap>();
   private closed = false;
 
   constructor(readonly broker: MemoryBroker = new MemoryBroker()) {}
@@ -638,6 +648,7 @@ export class MemoryTransport implements Transport {
     const holder = new MemoryConsumer(q, 1, () => {});
     holder.cancelled = true;
     const delivery = new MemoryDelivery(q, holder, stored);
+    delivery.remaining = q.messages.length;
     holder.unacked.add(delivery);
     this.consumers.add(holder);
     return delivery;
@@ -691,14 +702,83 @@ export class MemoryTransport implements Transport {
     if (options?.exchanges) for (const ex of topology.exchanges) this.broker.deleteExchange(ex);
   }
 
+  /** Ready messages and consumers of a queue; `undefined` when it does not exist. */
+  async queueStats(queue: string): Promise<QueueStats | undefined> {
+    this.assertOpen();
+    const q = this.broker.queue(queue);
+    return q ? { messages: q.messages.length, consumers: q.consumers.length } : undefined;
+  }
+
+  /**
+   * Copies of what is published to `exchange` with a matching routing key, through a queue of
+   * the tap's own (`tidings.tap.<uuid>`), bounded like RabbitMQ's `x-max-length` with the oldest
+   * dropped; it is deleted by `close()`, or when this transport closes (as an exclusive queue is).
+   */
+  async tap(
+    exchange: string,
+    pattern: string,
+    onMessage: (message: IncomingMessage) => void,
+    options: TapOptions = {},
+  ): Promise<Tap> {
+    this.assertOpen();
+    if (!this.broker.hasExchange(exchange)) {
+      throw new StateError(`Cannot tap exchange "${exchange}": it does not exist`);
+    }
+    const q = this.broker.declareQueue(`tidings.tap.${randomUUID()}`);
+    q.maxLength = Math.max(1, options.maxLength ?? 1000);
+    this.broker.bind(q.name, exchange, pattern);
+    const consumer = new MemoryConsumer(q, Number.MAX_SAFE_INTEGER, (delivery) => {
+      void delivery.ack();
+      try {
+        onMessage(delivery.message);
+      } catch (error) {
+        this.broker.reportError(error);
+      }
+    });
+    q.consumers.push(consumer);
+    q.schedule();
+    const tap = new MemoryTap(() => {
+      this.taps.delete(tap);
+      q.removeConsumer(consumer);
+      this.broker.deleteQueue(q.name);
+    }, options.onEnd);
+    this.taps.add(tap);
+    return tap;
+  }
+
   /** Returns every unsettled delivery of this connection to its queue, as a broken connection would. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const tap of [...this.taps]) tap.end(new StateError('The memory transport was closed'));
     for (const c of this.consumers) {
       c.queue.removeConsumer(c);
       for (const d of [...c.unacked]) d.returnToQueue();
     }
     this.consumers.clear();
+  }
+}
+
+/** A tap of the memory broker: see {@link MemoryTransport.tap}. */
+class MemoryTap implements Tap {
+  private done = false;
+
+  constructor(
+    private readonly release: () => void,
+    private readonly onEnd: ((error: Error) => void) | undefined,
+  ) {}
+
+  /** Ends the tap by itself (its transport closed): releases it and tells `onEnd`. */
+  end(error: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.release();
+    this.onEnd?.(error);
+  }
+
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.release();
   }
 }

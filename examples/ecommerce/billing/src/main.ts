@@ -1,4 +1,5 @@
 import { connect, redactUrl, stopOnSignals } from 'tidings';
+import { narrate } from '../../narrate.js';
 import { createBillingService, PostgresBooks } from './index.js';
 
 // Billing as its own process: `BROKER_URL=amqp://... PORT=3002 npx tsx billing/src/main.ts`.
@@ -21,15 +22,8 @@ const options = {
   host: process.env.HOST ?? '127.0.0.1',
 };
 const billing = books ? createBillingService({ ...options, books }) : createBillingService(options);
-if (process.env.LOG_EVENTS) {
-  // One line per message, for watching the flow (the multi-process demo sets it).
-  billing.service.observe('published', ({ envelope }) =>
-    console.log(`billing: -> ${envelope.type} ${envelope.id}`),
-  );
-  billing.service.observe('handled', ({ envelope }) =>
-    console.log(`billing: <- ${envelope.type} ${envelope.id}`),
-  );
-}
+// The demo's narration, one line per message (the multi-process demo sets LOG_EVENTS).
+if (process.env.LOG_EVENTS) narrate({ billing }, (line) => console.log(line));
 const ledger = databaseUrl ? `PostgreSQL ${redactUrl(databaseUrl)}` : 'memory';
 console.log(
   `billing: HTTP on ${await billing.start()}, broker ${redactUrl(url)}, ledger in ${ledger}`,

@@ -1,4 +1,5 @@
 import { connect, redactUrl, stopOnSignals } from 'tidings';
+import { narrate } from '../../narrate.js';
 import { createLogisticService } from './index.js';
 
 // Logistic as its own process: `BROKER_URL=amqp://... PORT=3003 npx tsx logistic/src/main.ts`.
@@ -9,15 +10,8 @@ const logistic = createLogisticService({
   port: Number(process.env.PORT ?? 3003),
   host: process.env.HOST ?? '127.0.0.1',
 });
-if (process.env.LOG_EVENTS) {
-  // One line per message, for watching the flow (the multi-process demo sets it).
-  logistic.service.observe('published', ({ envelope }) =>
-    console.log(`logistic: -> ${envelope.type} ${envelope.id}`),
-  );
-  logistic.service.observe('handled', ({ envelope }) =>
-    console.log(`logistic: <- ${envelope.type} ${envelope.id}`),
-  );
-}
+// The demo's narration, one line per message (the multi-process demo sets LOG_EVENTS).
+if (process.env.LOG_EVENTS) narrate({ logistic }, (line) => console.log(line));
 console.log(`logistic: HTTP on ${await logistic.start()}, broker ${redactUrl(url)}`);
 
 stopOnSignals(

@@ -1,4 +1,5 @@
 import { connect, redactUrl, stopOnSignals } from 'tidings';
+import { narrate } from '../../narrate.js';
 import { createNotificationService } from './index.js';
 
 // Notification as its own process: `BROKER_URL=amqp://... PORT=3004 npx tsx notification/src/main.ts`.
@@ -9,15 +10,8 @@ const notification = createNotificationService({
   port: Number(process.env.PORT ?? 3004),
   host: process.env.HOST ?? '127.0.0.1',
 });
-if (process.env.LOG_EVENTS) {
-  // One line per message, for watching the flow (the multi-process demo sets it).
-  notification.service.observe('published', ({ envelope }) =>
-    console.log(`notification: -> ${envelope.type} ${envelope.id}`),
-  );
-  notification.service.observe('handled', ({ envelope }) =>
-    console.log(`notification: <- ${envelope.type} ${envelope.id}`),
-  );
-}
+// The demo's narration, one line per message (the multi-process demo sets LOG_EVENTS).
+if (process.env.LOG_EVENTS) narrate({ notification }, (line) => console.log(line));
 console.log(`notification: HTTP on ${await notification.start()}, broker ${redactUrl(url)}`);
 
 stopOnSignals(

@@ -1,4 +1,5 @@
 import { connect, redactUrl, stopOnSignals } from 'tidings';
+import { narrate } from '../../narrate.js';
 import { createOrderService } from './index.js';
 
 // Order as its own process: `BROKER_URL=amqp://... PORT=3001 npx tsx order/src/main.ts`.
@@ -9,15 +10,8 @@ const order = createOrderService({
   port: Number(process.env.PORT ?? 3001),
   host: process.env.HOST ?? '127.0.0.1',
 });
-if (process.env.LOG_EVENTS) {
-  // One line per message, for watching the flow (the multi-process demo sets it).
-  order.service.observe('published', ({ envelope }) =>
-    console.log(`order: -> ${envelope.type} ${envelope.id}`),
-  );
-  order.service.observe('handled', ({ envelope }) =>
-    console.log(`order: <- ${envelope.type} ${envelope.id}`),
-  );
-}
+// The demo's narration, one line per message (the multi-process demo sets LOG_EVENTS).
+if (process.env.LOG_EVENTS) narrate({ order }, (line) => console.log(line));
 console.log(`order: HTTP on ${await order.start()}, broker ${redactUrl(url)}`);
 
 stopOnSignals(
