@@ -24,6 +24,7 @@ export default defineConfig({
       { find: /^tidings\/postgres$/, replacement: src('stores/postgres.ts') },
       { find: /^tidings\/tooling$/, replacement: src('tooling/index.ts') },
       { find: /^tidings\/console$/, replacement: src('console/index.ts') },
+      { find: /^tidings\/otel$/, replacement: src('observability/index.ts') },
       { find: /^tidings$/, replacement: src('index.ts') },
     ],
   },

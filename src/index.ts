@@ -3,7 +3,7 @@
  * service needs: contracts, services and handlers, connecting to a broker, the errors, and the
  * embedded broker. Below it: `tidings/wire` (envelopes, codecs, routing keys and patterns, for
  * transports and tools), `tidings/ops` (dead-letter operations), `tidings/memory`, `tidings/amqp`,
- * `tidings/nats`, `tidings/redis`, `tidings/postgres`, `tidings/tooling`, `tidings/console` and
+ * `tidings/nats`, `tidings/redis`, `tidings/postgres`, `tidings/tooling`, `tidings/otel` (OpenTelemetry), `tidings/console` and
  * `tidings/testing`.
  *
  * @module
@@ -57,7 +57,13 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors.js';
-export { consoleLogger, type Logger, silentLogger } from './logger.js';
+export {
+  consoleLogger,
+  type FieldsFirstLogger,
+  type Logger,
+  pinoLogger,
+  silentLogger,
+} from './logger.js';
 export { redactUrl } from './redact.js';
 export { type RunningService, type RunServiceOptions, runService, type Stoppable } from './run.js';
 export {
@@ -71,18 +77,25 @@ export {
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './runtime/retry.js';
 export {
   createService,
+  type DeliveryProbe,
   type EventMessage,
   type Handler,
   type HandlerContext,
+  type HandlerInfo,
   type HandlerOptions,
+  type Instrumentation,
+  type InstrumentedService,
   type Listener,
   type MultiHandlerOptions,
   type PartitionOptions,
+  type Publication,
   type Publish,
   type PublishOptions,
+  type PublishProbe,
   Service,
   type ServiceDescription,
   type ServiceEvents,
+  type ServiceInstrumentation,
   type ServiceOptions,
   type ServiceState,
   type UnroutablePolicy,

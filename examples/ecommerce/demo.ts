@@ -6,6 +6,7 @@ import { LEGEND, narrate } from './narrate.js';
 import { startProcesses } from './processes.js';
 import { checkOutcome, type Outcome, plural, runScenario } from './scenario.js';
 import { type Ecommerce, startEcommerce } from './system.js';
+import { renderOrderTrace, startTracing } from './tracing.js';
 
 /**
  * The e-commerce demo: starts Order, Billing, Logistic and Notification, plays the scenario over
@@ -20,20 +21,27 @@ import { type Ecommerce, startEcommerce } from './system.js';
  *   `--broker nats://127.0.0.1:4222` does the same on NATS JetStream.
  * - `--console` (in this process, on any broker): after the scenario, the web console beside the
  *   running services (`--console-port`, default 7100), until Ctrl-C.
+ * - `--trace` (in one process): trace with OpenTelemetry and print the span tree of one order.
  *
  * The scenario only needs the services' URLs, so both modes play the same one.
  */
 async function main(argv: readonly string[]): Promise<number> {
   const url = option(argv, '--broker') ?? 'memory://';
   const withConsole = argv.includes('--console');
+  const traced = argv.includes('--trace');
   const port = Number(option(argv, '--console-port') ?? 7100);
   const after = (on: string) =>
     withConsole
       ? (transport: Transport, system: Ecommerce) => serveConsole(transport, system, on, port)
       : undefined;
   // An embedded broker lives in one process; a real broker is how separate processes talk.
-  if (url.startsWith('memory:')) return runInProcess(url, 'Four services', after(url));
+  if (url.startsWith('memory:')) {
+    return runInProcess(url, 'Four services', { traced, after: after(url) });
+  }
   const separate = !argv.includes('--one-process') && !withConsole;
+  if (separate && traced) {
+    console.log('--trace prints the spans of one process: add --one-process.\n');
+  }
   const broker = await prepareBroker(url, (line) => console.log(line), {
     ownVhost: !argv.includes('--no-own-vhost'),
   });
@@ -46,7 +54,10 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     return separate
       ? await runAsProcesses(broker.url)
-      : await runInProcess(broker.url, 'Four services in one process', after(broker.url));
+      : await runInProcess(broker.url, 'Four services in one process', {
+          traced,
+          after: after(broker.url),
+        });
   } finally {
     await release();
     process.off('SIGINT', interrupted);
@@ -81,22 +92,33 @@ function report(outcome: Outcome): number {
 async function runInProcess(
   url: string,
   what: string,
-  after?: (transport: Transport, system: Ecommerce) => Promise<void>,
+  options: {
+    /** Trace with OpenTelemetry, and print one order's span tree at the end. */
+    readonly traced?: boolean;
+    /** Run after the outcome is reported, before the services stop (the console). */
+    readonly after?: ((transport: Transport, system: Ecommerce) => Promise<void>) | undefined;
+  } = {},
 ): Promise<number> {
+  const tracing = options.traced ? startTracing() : undefined;
   const transport = await connect(url);
-  const system = await startEcommerce(transport);
+  const system = await startEcommerce(transport, undefined, tracing?.instrumentation);
   const stopNarrating = narrate(system, (line) => console.log(line));
   try {
     console.log(`${what} on ${redactUrl(url)}; ${LEGEND}.\n`);
     const outcome = await runScenario(system.urls, client);
     stopNarrating();
     const code = report(outcome);
-    await after?.(transport, system);
+    if (tracing) {
+      console.log('\nThe trace of order #1 across the four services (OpenTelemetry, in memory):');
+      console.log(renderOrderTrace(tracing.spans()) ?? '  no span was recorded');
+    }
+    await options.after?.(transport, system);
     return code;
   } finally {
     stopNarrating();
     await system.stop();
     await transport.close();
+    await tracing?.shutdown();
   }
 }
 

@@ -2,7 +2,7 @@ import { type BillingService, createBillingService } from '@ecommerce/billing';
 import { createLogisticService, type LogisticService } from '@ecommerce/logistic';
 import { createNotificationService, type NotificationService } from '@ecommerce/notification';
 import { createOrderService, type OrderService } from '@ecommerce/order';
-import type { Logger, Transport } from 'tidings';
+import type { Instrumentation, Logger, Transport } from 'tidings';
 import type { ServiceUrls } from './scenario.js';
 
 /** The four services of the e-commerce, running in this process on one transport. */
@@ -18,11 +18,20 @@ export interface Ecommerce {
 }
 
 /**
- * Starts all four services in this process on `transport`, each HTTP API on a free port. This is
- * the one place that knows how the services are deployed; the scenario only sees URLs.
+ * Starts all four services in this process on `transport`, each HTTP API on a free port, traced
+ * when `instrumentation` is given. This is the one place that knows how the services are
+ * deployed; the scenario only sees URLs.
  */
-export async function startEcommerce(transport: Transport, logger?: Logger): Promise<Ecommerce> {
-  const common = { transport, ...(logger && { logger }) };
+export async function startEcommerce(
+  transport: Transport,
+  logger?: Logger,
+  instrumentation?: Instrumentation,
+): Promise<Ecommerce> {
+  const common = {
+    transport,
+    ...(logger && { logger }),
+    ...(instrumentation && { instrumentation }),
+  };
   const order = createOrderService(common);
   const billing = createBillingService(common);
   const logistic = createLogisticService(common);

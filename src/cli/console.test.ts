@@ -62,7 +62,11 @@ describe('tidings console', () => {
     for (const [args, message] of [
       [['console'], '--services <module> is required'],
       [['console', '--services', SERVICES, '--port', 'x'], '--port must be a port number'],
-      [['console', '--services', SERVICES, '--bogus'], "Unknown option '--bogus'"],
+      [
+        ['console', '--services', SERVICES, '--bogus'],
+        'unknown option --bogus. Run tidings console --help',
+      ],
+      [['console', '--services', SERVICES, '--alow-writes'], 'did you mean --allow-writes?'],
     ] as const) {
       const { err, io: streams } = io();
       const code = await run(args, streams, { brokerUrl: undefined, confirm: async () => false });

@@ -103,7 +103,7 @@ function failure(result: DecodedCelery | CeleryDecodeError): CeleryDecodeError {
 describe('encodeCelery', () => {
   it('writes the headers and properties of Celery task protocol v2, plus the envelope headers', () => {
     const out = encodeCelery(
-      { ...envelope, causationId: 'cause-1', traceparent: '00-abc-def-01' },
+      { ...envelope, causationId: 'cause-1', traceparent: '00-abc-def-01', tracestate: 'v=1' },
       order,
       { origin: 'gen42@test' },
     );
@@ -139,6 +139,7 @@ describe('encodeCelery', () => {
         'ce-time': '2026-11-26T10:00:00.123Z',
         'tidings-causation-id': 'cause-1',
         traceparent: '00-abc-def-01',
+        tracestate: 'v=1',
       },
     });
   });
@@ -229,8 +230,32 @@ describe('decodeCelery', () => {
     expect(Number.isNaN(Date.parse(e.time))).toBe(false);
   });
 
+  it('reads the trace context that the OpenTelemetry instrumentation of Celery puts in the headers', () => {
+    // opentelemetry-instrumentation-celery injects into the message headers on before_task_publish.
+    const traced = {
+      ...fromCelery,
+      properties: {
+        ...fromCelery.properties,
+        headers: {
+          ...fromCelery.properties.headers,
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+          tracestate: 'congo=t61rcWkgMzE',
+        },
+      },
+    };
+    expect(decoded(decodeCelery(traced)).envelope).toMatchObject({
+      traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      tracestate: 'congo=t61rcWkgMzE',
+    });
+  });
+
   it('gets back the envelope and payload that encodeCelery wrote', () => {
-    const full: Envelope = { ...envelope, causationId: 'cause-1', traceparent: '00-abc-def-01' };
+    const full: Envelope = {
+      ...envelope,
+      causationId: 'cause-1',
+      traceparent: '00-abc-def-01',
+      tracestate: 'v=1',
+    };
     for (const e of [envelope, full]) {
       const out = encodeCelery(e, order);
       const back = decoded(decodeCelery({ ...out, routingKey: e.type }));

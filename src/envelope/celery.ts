@@ -78,8 +78,10 @@ function processOrigin(): string {
 
 /**
  * Encodes an event as a Celery task message (protocol v2, JSON). The headers are the ones Celery 5
- * writes, plus Tidings' own envelope headers (`ce-*`, `tidings-causation-id`, `traceparent`),
- * which Celery ignores and a Tidings consumer reads to get the whole envelope back:
+ * writes, plus Tidings' own envelope headers (`ce-*`, `tidings-causation-id`, `traceparent`,
+ * `tracestate`), which Celery ignores and a Tidings consumer reads to get the whole envelope back.
+ * The trace context is where Celery's own OpenTelemetry instrumentation puts and looks for it: in
+ * the message headers, which a worker exposes as attributes of `task.request`. Besides:
  *
  * - `task` is the routing key and `id` the envelope id (also `correlation_id`, as Celery sets it);
  * - `root_id` is the correlation id and `parent_id` the causation id (`null` for an original
@@ -161,7 +163,7 @@ export function isCeleryMessage(message: { readonly properties: MessagePropertie
  * | `time` | `ce-time`, else the `timestamp` property, else now (Celery sends no time) |
  * | `correlationId` | `root_id`, else the task id |
  * | `causationId` | `parent_id` (absent when `null`) |
- * | `traceparent` | `traceparent` |
+ * | `traceparent`, `tracestate` | `traceparent`, `tracestate` (where Celery's OpenTelemetry instrumentation writes them) |
  *
  * The payload is `kwargs.instance`, else `args[0]`. Callbacks, errbacks, chains, chords, groups,
  * retries and `expires` are ignored; a message with an `eta` (or countdown) is refused, because
@@ -264,6 +266,7 @@ export function decodeCelery(message: {
       correlationId: header(h, 'root_id') ?? id,
       causationId: header(h, 'parent_id'),
       traceparent: header(h, HEADERS.traceparent),
+      tracestate: header(h, HEADERS.tracestate),
       key: header(h, HEADERS.key),
     },
     payload,

@@ -32,6 +32,7 @@ describe('envelope on the wire', () => {
     correlationId: 'corr-1',
     causationId: 'cause-1',
     traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    tracestate: 'congo=t61rcWkgMzE',
   };
 
   it('uses the documented, lasting header names', () => {
@@ -44,6 +45,7 @@ describe('envelope on the wire', () => {
       'ce-time': '2026-11-26T10:00:00.123Z',
       'tidings-causation-id': 'cause-1',
       traceparent: envelope.traceparent,
+      tracestate: 'congo=t61rcWkgMzE',
     });
     expect(p).toMatchObject({
       messageId: envelope.id,

@@ -24,8 +24,10 @@ export interface Envelope {
   readonly correlationId: string;
   /** Id of the message whose handler published this one; absent for an original message. */
   readonly causationId?: string | undefined;
-  /** W3C trace context, when the publisher had one. */
+  /** W3C trace context (`traceparent`), when the publisher had one: the trace the message belongs to. */
   readonly traceparent?: string | undefined;
+  /** W3C trace state (`tracestate`) that goes with `traceparent`: vendors' entries, passed on as they are. */
+  readonly tracestate?: string | undefined;
   /**
    * The event's key (from its contract, or the publish's `key` option), what a partitioned
    * consumer keeps in order; absent for an event without one. See docs/scaling.md.
@@ -86,7 +88,10 @@ export const HEADERS = {
   type: 'ce-type',
   time: 'ce-time',
   causationId: 'tidings-causation-id',
+  /** W3C Trace Context: the trace and the span that sent the message (`00-<trace id>-<span id>-<flags>`). */
   traceparent: 'traceparent',
+  /** W3C Trace Context: vendor entries that travel with `traceparent`. */
+  tracestate: 'tracestate',
   /** How many times handling has failed so far (0 or absent on the first delivery). */
   attempts: 'tidings-attempts',
   /** When handling first failed (RFC 3339). */
@@ -156,6 +161,7 @@ export function envelopeToProperties(envelope: Envelope): MessageProperties {
   };
   if (envelope.causationId !== undefined) headers[HEADERS.causationId] = envelope.causationId;
   if (envelope.traceparent !== undefined) headers[HEADERS.traceparent] = envelope.traceparent;
+  if (envelope.tracestate !== undefined) headers[HEADERS.tracestate] = envelope.tracestate;
   if (envelope.key !== undefined) {
     headers[HEADERS.key] = envelope.key;
     headers[HEADERS.bucket] = String(bucketOf(envelope.key));
@@ -203,6 +209,7 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
     correlationId,
     causationId: str(h[HEADERS.causationId]),
     traceparent: str(h[HEADERS.traceparent]),
+    tracestate: str(h[HEADERS.tracestate]),
     key: str(h[HEADERS.key]),
   };
 }

@@ -4,6 +4,7 @@ import { ValidationError } from '../errors.js';
 import type { Delivery } from '../transports/transport.js';
 import type { HandlerContext, RegisteredHandler } from './handlers.js';
 import type { ClaimResult } from './idempotency.js';
+import { type DeliveryProbe, messageLogFields } from './instrumentation.js';
 import type { EventPublisher } from './publishing.js';
 import { deadLetter, describeError, type SettlementScope, settleFailure } from './settlement.js';
 import { readPayload, unreadableVersion } from './versions.js';
@@ -31,11 +32,40 @@ export interface DeliveryScope extends SettlementScope {
  *
  * Resolves once the message is settled. Rejects only when settling itself failed (the broker
  * refused the ack, say); the caller then makes sure the message does not stay unsettled.
+ *
+ * With instrumentation, all of it runs inside the probe's `run`, the handler inside its `handle`,
+ * and the message is settled through the probe's `delivery`.
  */
-export async function processDelivery(
+export function processDelivery(
   scope: DeliveryScope,
   h: RegisteredHandler,
   delivery: Delivery,
+): Promise<void> {
+  const hooks = scope.service.instrumentation;
+  if (!hooks) return processMessage(scope, h, delivery, undefined);
+  try {
+    const probe = hooks.deliver(delivery, h);
+    if (!probe) return processMessage(scope, h, delivery, undefined);
+    return probe
+      .run(() => processMessage(scope, h, probe.delivery, probe))
+      .then(
+        () => probe.end(undefined),
+        (error: unknown) => {
+          probe.end(error);
+          throw error;
+        },
+      );
+  } catch (error) {
+    // A hook that throws fails this delivery like any failure to settle, never the dispatcher.
+    return Promise.reject(error);
+  }
+}
+
+async function processMessage(
+  scope: DeliveryScope,
+  h: RegisteredHandler,
+  delivery: Delivery,
+  probe: DeliveryProbe | undefined,
 ): Promise<void> {
   const message = delivery.message;
   if (scope.signal.aborted) return delivery.requeue();
@@ -87,7 +117,7 @@ export async function processDelivery(
       describeError(error, 'upcast failed'),
     );
   }
-  return handle(scope, h, delivery, envelope, payload);
+  return handle(scope, h, delivery, envelope, payload, probe);
 }
 
 /** Steps 5 and 6 of {@link processDelivery}: the idempotency claim, the handler, the ack. */
@@ -97,6 +127,7 @@ async function handle(
   delivery: Delivery,
   envelope: Envelope,
   payload: unknown,
+  probe: DeliveryProbe | undefined,
 ): Promise<void> {
   const attempt = attemptsOf(delivery.message) + 1;
   const started = performance.now();
@@ -108,7 +139,7 @@ async function handle(
     redelivered: delivery.message.redelivered,
     signal: scope.signal,
     service,
-    publish: (event, p, options) => scope.publisher.send(event, p, options, envelope),
+    publish: (event, p, options) => scope.publisher.send(event, p, options, envelope, probe),
   };
   const idem = h.idempotency;
   const key = idem ? `${h.queue}:${envelope.id}` : undefined;
@@ -118,7 +149,7 @@ async function handle(
       claim = await idem.store.claim(key, idem.leaseMs);
     } catch (error) {
       // The store is down: not the message's fault, so no attempt is spent; look again later.
-      storeError(scope, error, h);
+      storeError(scope, error, h, delivery);
       return delivery.retry(idem.busyRetryMs, {});
     }
     if (claim === 'done') {
@@ -129,15 +160,17 @@ async function handle(
     if (claim === 'busy') return delivery.retry(idem.busyRetryMs, {});
   }
   try {
-    await h.fn(
-      h.tagged ? { exchange: envelope.exchange, event: envelope.event, payload } : payload,
-      context,
-    );
+    const input = h.tagged
+      ? { exchange: envelope.exchange, event: envelope.event, payload }
+      : payload;
+    await (probe
+      ? probe.handle(envelope, attempt, () => h.fn(input, context))
+      : h.fn(input, context));
   } catch (error) {
     if (idem && key) {
       await Promise.resolve()
         .then(() => idem.store.release(key))
-        .catch((e: unknown) => storeError(scope, e, h));
+        .catch((e: unknown) => storeError(scope, e, h, delivery));
     }
     return settleFailure(scope, h, delivery, envelope, attempt, error);
   }
@@ -145,7 +178,7 @@ async function handle(
     // The effects happened: a failure to record them must not turn into a retry that repeats them.
     await Promise.resolve()
       .then(() => idem.store.complete(key, idem.ttlMs))
-      .catch((e: unknown) => storeError(scope, e, h));
+      .catch((e: unknown) => storeError(scope, e, h, delivery));
   }
   await delivery.ack();
   if (scope.observers.has('handled')) {
@@ -159,6 +192,14 @@ async function handle(
   }
 }
 
-function storeError(scope: DeliveryScope, error: unknown, h: RegisteredHandler): void {
-  scope.service.logger.error(`the idempotency store of ${h.queue} failed`, { error });
+function storeError(
+  scope: DeliveryScope,
+  error: unknown,
+  h: RegisteredHandler,
+  delivery: Delivery,
+): void {
+  scope.service.logger.error(`the idempotency store of ${h.queue} failed`, {
+    error,
+    ...messageLogFields(delivery.message),
+  });
 }

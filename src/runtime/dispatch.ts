@@ -1,6 +1,7 @@
 import type { Consumer, Delivery } from '../transports/transport.js';
 import { type DeliveryScope, processDelivery } from './delivery.js';
 import type { RegisteredHandler } from './handlers.js';
+import { messageLogFields } from './instrumentation.js';
 import { retryInPlace } from './partitions.js';
 
 /** One handler's share of the dispatcher: its consumer, what runs and what waits. */
@@ -117,7 +118,7 @@ export class Dispatcher {
         // second (attempts unchanged), else give it back; if it was settled, both refuse quietly.
         this.scope.service.logger.error(
           `failed to settle a message of ${lane.handler.queue}; it will be delivered again`,
-          { error },
+          { error, ...messageLogFields(delivery.message) },
         );
         return delivery
           .retry(1000, {})

@@ -17,6 +17,8 @@ export class Lifecycle {
   private current: ServiceState = 'idle';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  /** The instrumentation was told the service started, so it is told when it stops. */
+  private observed = false;
 
   constructor(
     private readonly service: ResolvedServiceOptions,
@@ -58,6 +60,10 @@ export class Lifecycle {
       }
       // stop() may have been called meanwhile; it waits for this, then cancels the consumers.
       if (this.current === 'starting') this.current = 'running';
+      if (this.service.instrumentation?.started) {
+        this.service.instrumentation.started(lanes.map((lane) => lane.handler.queue));
+        this.observed = true;
+      }
     } catch (error) {
       this.current = 'stopped';
       this.dispatcher.close();
@@ -91,5 +97,6 @@ export class Lifecycle {
     }
     await Promise.allSettled(released.map((lane) => lane.consumer?.release?.()));
     this.current = 'stopped';
+    if (this.observed) this.service.instrumentation?.stopped?.();
   }
 }

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import type { Transport } from '../transports/transport.js';
 import type { IdempotencyOptions } from './idempotency.js';
+import type { Instrumentation, ServiceInstrumentation } from './instrumentation.js';
 import type { PartitionOptions } from './partitions.js';
 import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy } from './retry.js';
 
@@ -58,6 +59,12 @@ export interface ServiceOptions {
    * their exchanges declared by `start()`, and appear in `describe()` (AsyncAPI, topology).
    */
   readonly publishes?: readonly AnyEvent[] | undefined;
+  /**
+   * Tracing and metrics around every publish and delivery: `openTelemetry()` from `tidings/otel`
+   * (spans and metrics on the OpenTelemetry API), or your own {@link Instrumentation}.
+   * @defaultValue none (each hook point costs one check)
+   */
+  readonly instrumentation?: Instrumentation | undefined;
 }
 
 /** Options of one handler. */
@@ -134,6 +141,8 @@ export interface ResolvedServiceOptions {
   readonly format: WireFormat | undefined;
   readonly idempotency: IdempotencyOptions | undefined;
   readonly publishes: readonly AnyEvent[];
+  /** The instrumentation's hooks for this service, when it has one. */
+  readonly instrumentation: ServiceInstrumentation | undefined;
 }
 
 /** Checks service options and fills the defaults; throws one `ConfigError` listing every problem. */
@@ -164,6 +173,14 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
   for (const e of options?.publishes ?? []) {
     if (e?.kind !== 'event') problems.push('publishes must list events made by defineEvent()');
   }
+  if (
+    options?.instrumentation !== undefined &&
+    typeof options.instrumentation?.forService !== 'function'
+  ) {
+    problems.push(
+      'instrumentation must have a forService() method (for example openTelemetry() from tidings/otel)',
+    );
+  }
   if (problems.length > 0) {
     throw new ConfigError(problems, `options for service ${JSON.stringify(options?.name)}`);
   }
@@ -180,6 +197,10 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     format: options.format,
     idempotency: options.idempotency,
     publishes: [...(options.publishes ?? [])],
+    instrumentation: options.instrumentation?.forService({
+      name: options.name,
+      transport: options.transport,
+    }),
   };
 }
 

@@ -6,11 +6,12 @@ import type {
   WireFormat,
 } from '../contracts/event.js';
 import { codecFor } from '../envelope/codec.js';
-import type { Envelope } from '../envelope/envelope.js';
+import type { Envelope, OutgoingMessage } from '../envelope/envelope.js';
 import { isoNow, uuidv7 } from '../envelope/id.js';
 import { StateError, UnroutableError } from '../errors.js';
 import type { Transport } from '../transports/transport.js';
 import type { Observers } from './events.js';
+import { type DeliveryProbe, envelopeLogFields, type PublishProbe } from './instrumentation.js';
 import type { ResolvedServiceOptions } from './options.js';
 import { messageKey } from './partitions.js';
 import { validate } from './validate.js';
@@ -25,8 +26,14 @@ export interface PublishOptions<Ver extends number = number> {
   readonly correlationId?: string | undefined;
   /** Id of the message that caused this one. */
   readonly causationId?: string | undefined;
-  /** W3C trace context to forward. */
+  /**
+   * W3C trace context to continue (`traceparent`). With instrumentation, the message's producer
+   * span becomes a child of it; without, it travels as it is.
+   * @defaultValue the active trace context with instrumentation; in a handler, the handled message's
+   */
   readonly traceparent?: string | undefined;
+  /** W3C trace state that goes with `traceparent`; ignored without it. */
+  readonly tracestate?: string | undefined;
   /** Wire format of this message. @defaultValue the service's, else the exchange's */
   readonly format?: WireFormat | undefined;
   /**
@@ -73,13 +80,15 @@ export class EventPublisher {
   // not, still reaches the caller as a rejection.
   /**
    * Publishes `payload` as `event` (validated first; nothing is sent when it is invalid), as a
-   * consequence of `parent` when a handler publishes. See `Service.publish`.
+   * consequence of `parent` when a handler publishes (`cause` is then the handled delivery's
+   * probe, when it is instrumented). See `Service.publish`.
    */
   send(
     event: AnyEvent,
     payload: unknown,
     options: PublishOptions | undefined,
     parent: Envelope | undefined,
+    cause?: DeliveryProbe,
   ): Promise<Envelope> {
     try {
       if (this.stopped())
@@ -99,10 +108,10 @@ export class EventPublisher {
       const value = validate(spec.schema, payload, spec.routingKey);
       if (value instanceof Promise) {
         return value.then((v) =>
-          this.sendValid(event, spec.routingKey, version, v, options, parent),
+          this.sendValid(event, spec.routingKey, version, v, options, parent, cause),
         );
       }
-      return this.sendValid(event, spec.routingKey, version, value, options, parent);
+      return this.sendValid(event, spec.routingKey, version, value, options, parent, cause);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -116,10 +125,12 @@ export class EventPublisher {
     value: unknown,
     options: PublishOptions | undefined,
     parent: Envelope | undefined,
+    cause: DeliveryProbe | undefined,
   ): Promise<Envelope> {
     const key = messageKey(event.versions[version - 1]!, value, options?.key);
     const id = options?.id ?? uuidv7();
-    const envelope: Envelope = {
+    const traceparent = options?.traceparent;
+    let envelope: Envelope = {
       id,
       type: routingKey,
       exchange: event.exchange.name,
@@ -129,16 +140,42 @@ export class EventPublisher {
       time: isoNow(),
       correlationId: options?.correlationId ?? parent?.correlationId ?? id,
       causationId: options?.causationId ?? parent?.id,
-      traceparent: options?.traceparent ?? parent?.traceparent,
+      traceparent: traceparent ?? parent?.traceparent,
+      // The state belongs to the traceparent it came with.
+      tracestate: traceparent !== undefined ? options?.tracestate : parent?.tracestate,
       key,
     };
     const exchange = envelope.exchange;
     const format = options?.format ?? this.service.format ?? event.exchange.format;
-    const message = codecFor(format).encode(envelope, value);
-    const sent = this.declared.has(exchange)
-      ? this.transport.publish(message)
-      : this.declareExchange(exchange).then(() => this.transport.publish(message));
-    return sent.then((outcome) => {
+    let probe: PublishProbe | undefined;
+    const hooks = this.service.instrumentation;
+    if (hooks) {
+      probe = hooks.publish({
+        envelope,
+        format,
+        traceparent,
+        tracestate: traceparent !== undefined ? options?.tracestate : undefined,
+        cause,
+      });
+      if (probe) {
+        envelope = { ...envelope, traceparent: probe.traceparent, tracestate: probe.tracestate };
+      }
+    }
+    let message: OutgoingMessage;
+    try {
+      message = codecFor(format).encode(envelope, value);
+    } catch (error) {
+      probe?.end(error, false);
+      throw error;
+    }
+    const send = () =>
+      this.declared.has(exchange)
+        ? this.transport.publish(message)
+        : this.declareExchange(exchange).then(() => this.transport.publish(message));
+    const sent = probe ? probe.run(send) : send();
+    let routed = false;
+    const done = sent.then((outcome) => {
+      routed = outcome.routed;
       if (this.observers.has('published')) {
         this.observers.emit('published', {
           service: this.service.name,
@@ -151,11 +188,27 @@ export class EventPublisher {
         const policy = this.service.unroutable;
         if (policy === 'error') throw new UnroutableError(exchange, routingKey);
         if (policy === 'warn') {
-          this.service.logger.warn(`no queue received ${routingKey}`, { id, exchange });
+          this.service.logger.warn(`no queue received ${routingKey}`, {
+            id,
+            exchange,
+            ...envelopeLogFields(envelope),
+          });
         }
       }
       return envelope;
     });
+    if (!probe) return done;
+    const p = probe;
+    return done.then(
+      (sentEnvelope) => {
+        p.end(undefined, routed);
+        return sentEnvelope;
+      },
+      (error: unknown) => {
+        p.end(error, routed);
+        throw error;
+      },
+    );
   }
 
   // The producer declares the exchanges it publishes to, so publishing before any consumer has

@@ -33,6 +33,15 @@ export type {
   HandlerContext,
   ServiceDescription,
 } from './handlers.js';
+export type {
+  DeliveryProbe,
+  HandlerInfo,
+  Instrumentation,
+  InstrumentedService,
+  Publication,
+  PublishProbe,
+  ServiceInstrumentation,
+} from './instrumentation.js';
 export type { ServiceState } from './lifecycle.js';
 export type {
   HandlerOptions,

@@ -9,6 +9,7 @@ import { redactSecrets } from '../redact.js';
 import type { Delivery } from '../transports/transport.js';
 import type { Observers } from './events.js';
 import type { RegisteredHandler } from './handlers.js';
+import { messageLogFields } from './instrumentation.js';
 import type { ResolvedServiceOptions } from './options.js';
 import { isRetryable, retryDelay } from './retry.js';
 
@@ -131,6 +132,7 @@ export async function deadLetter(
   scope.service.logger.warn(`dead-lettered a message of ${h.queue}: ${reason}`, {
     routingKey: m.routingKey,
     error: error.message,
+    ...messageLogFields(m),
   });
 }
 

@@ -152,6 +152,7 @@ function headersOf(routingKey: string, keyed: boolean): JsonSchema {
         description: 'When the message was first published (RFC 3339, UTC).',
       },
       [HEADERS.traceparent]: text('W3C trace context, when the publisher had one.'),
+      [HEADERS.tracestate]: text('W3C trace state that goes with traceparent, when there is one.'),
       [HEADERS.causationId]: text('Id of the message whose handler published this one.'),
       ...(keyed
         ? {

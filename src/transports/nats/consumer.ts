@@ -291,6 +291,8 @@ export class NatsDelivery implements Delivery {
   readonly message: IncomingMessage;
   private state: 'unsettled' | 'settling' | 'settled' = 'unsettled';
   private returned = false;
+  /** For `get()`: how many messages of the queue were still ready behind this one. */
+  remaining: number | undefined;
 
   constructor(
     private readonly host: ReaderHost,

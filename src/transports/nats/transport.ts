@@ -321,6 +321,13 @@ export class NatsTransport implements Transport {
           decoded.properties,
           raw.info.deliveryCount,
         );
+        // Ready behind it: the rest of this source, and what the queue's other sources hold.
+        let remaining = raw.info.pending;
+        for (const other of sources) {
+          if (other === s) continue;
+          remaining += (await jsm.consumers.info(other.stream, other.consumer)).num_pending;
+        }
+        delivery.remaining = remaining;
         holder.count++;
         this.unsettled.add(delivery);
         this.startTicker();

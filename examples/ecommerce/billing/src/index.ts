@@ -1,6 +1,13 @@
 import { orderChargeback, orderSubmit } from '@ecommerce/contracts';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { consoleLogger, createService, type Logger, type Service, type Transport } from 'tidings';
+import {
+  consoleLogger,
+  createService,
+  type Instrumentation,
+  type Logger,
+  type Service,
+  type Transport,
+} from 'tidings';
 import { type BillingBooks, Books } from './books.js';
 
 export * from './books.js';
@@ -19,6 +26,8 @@ export interface BillingServiceOptions<B extends BillingBooks = Books> {
   readonly books?: B | undefined;
   /** @defaultValue warnings and errors to stderr */
   readonly logger?: Logger;
+  /** Tracing and metrics (`openTelemetry()` from `tidings/otel`). @defaultValue none */
+  readonly instrumentation?: Instrumentation;
   /** HTTP port. @defaultValue 0 (any free port) */
   readonly port?: number;
   /** HTTP interface. @defaultValue '127.0.0.1' */
@@ -53,7 +62,12 @@ export function createBillingService(
 ): BillingService<BillingBooks> {
   const logger = options.logger ?? consoleLogger('billing');
   const books = options.books ?? new Books(logger);
-  const service = createService({ name: 'billing', transport: options.transport, logger });
+  const service = createService({
+    name: 'billing',
+    transport: options.transport,
+    logger,
+    instrumentation: options.instrumentation,
+  });
   // Written against version 2 (the default, the newest): version 1 orders arrive upcast.
   service.on(orderSubmit, async (order, ctx) => {
     await books.recordSale(order, ctx.envelope.id);

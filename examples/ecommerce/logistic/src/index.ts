@@ -1,6 +1,13 @@
 import { logisticDispatched, orderSubmit } from '@ecommerce/contracts';
 import Fastify from 'fastify';
-import { consoleLogger, createService, type Logger, type Service, type Transport } from 'tidings';
+import {
+  consoleLogger,
+  createService,
+  type Instrumentation,
+  type Logger,
+  type Service,
+  type Transport,
+} from 'tidings';
 import { Warehouse } from './warehouse.js';
 
 export * from './warehouse.js';
@@ -11,6 +18,8 @@ export interface LogisticServiceOptions {
   readonly transport: Transport;
   /** @defaultValue warnings and errors to stderr */
   readonly logger?: Logger;
+  /** Tracing and metrics (`openTelemetry()` from `tidings/otel`). @defaultValue none */
+  readonly instrumentation?: Instrumentation;
   /** Port of the read-only HTTP API. @defaultValue 0 (any free port) */
   readonly port?: number;
   /** HTTP interface. @defaultValue '127.0.0.1' */
@@ -41,6 +50,7 @@ export function createLogisticService(options: LogisticServiceOptions): Logistic
     name: 'logistic',
     transport: options.transport,
     logger,
+    instrumentation: options.instrumentation,
     publishes: [logisticDispatched],
   });
   // Still written against version 1: version 2 orders arrive downcast (logistic ships items and

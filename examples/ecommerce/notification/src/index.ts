@@ -1,6 +1,13 @@
 import { logisticDispatched, orderSubmit } from '@ecommerce/contracts';
 import Fastify from 'fastify';
-import { consoleLogger, createService, type Logger, type Service, type Transport } from 'tidings';
+import {
+  consoleLogger,
+  createService,
+  type Instrumentation,
+  type Logger,
+  type Service,
+  type Transport,
+} from 'tidings';
 import { Outbox } from './outbox.js';
 
 export * from './outbox.js';
@@ -11,6 +18,8 @@ export interface NotificationServiceOptions {
   readonly transport: Transport;
   /** @defaultValue warnings and errors to stderr */
   readonly logger?: Logger;
+  /** Tracing and metrics (`openTelemetry()` from `tidings/otel`). @defaultValue none */
+  readonly instrumentation?: Instrumentation;
   /** Port of the read-only HTTP API. @defaultValue 0 (any free port) */
   readonly port?: number;
   /** HTTP interface. @defaultValue '127.0.0.1' */
@@ -39,7 +48,12 @@ export function createNotificationService(
 ): NotificationService {
   const logger = options.logger ?? consoleLogger('notification');
   const outbox = new Outbox();
-  const service = createService({ name: 'notification', transport: options.transport, logger });
+  const service = createService({
+    name: 'notification',
+    transport: options.transport,
+    logger,
+    instrumentation: options.instrumentation,
+  });
   service.on(orderSubmit, (order, ctx) => {
     outbox.orderSubmitted(order, ctx.envelope.id);
   });

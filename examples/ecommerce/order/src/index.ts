@@ -9,7 +9,14 @@ import {
 } from '@ecommerce/contracts';
 import { type } from 'arktype';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { consoleLogger, createService, type Logger, type Service, type Transport } from 'tidings';
+import {
+  consoleLogger,
+  createService,
+  type Instrumentation,
+  type Logger,
+  type Service,
+  type Transport,
+} from 'tidings';
 import { OrderStore, type StoredOrder } from './orders.js';
 
 export * from './orders.js';
@@ -20,6 +27,8 @@ export interface OrderServiceOptions {
   readonly transport: Transport;
   /** @defaultValue warnings and errors to stderr */
   readonly logger?: Logger;
+  /** Tracing and metrics (`openTelemetry()` from `tidings/otel`). @defaultValue none */
+  readonly instrumentation?: Instrumentation;
   /** HTTP port. @defaultValue 0 (any free port) */
   readonly port?: number;
   /** HTTP interface. @defaultValue '127.0.0.1' */
@@ -52,6 +61,7 @@ export function createOrderService(options: OrderServiceOptions): OrderService {
     name: 'order',
     transport: options.transport,
     logger,
+    instrumentation: options.instrumentation,
     publishes: [orderSubmit, orderChargeback],
   });
   // Throws while the order is unknown, so the message is retried rather than lost.
