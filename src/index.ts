@@ -74,6 +74,7 @@ export {
   MemoryIdempotencyStore,
   type MemoryIdempotencyStoreOptions,
 } from './runtime/idempotency.js';
+export type { Outbox, OutboxEntry, OutboxTransaction } from './runtime/outbox.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './runtime/retry.js';
 export {
   createService,

@@ -9,7 +9,7 @@ import {
 } from '@ecommerce/contracts';
 import type { LogisticService } from '@ecommerce/logistic';
 import type { NotificationService } from '@ecommerce/notification';
-import type { OrderService } from '@ecommerce/order';
+import type { OrderBook, OrderService } from '@ecommerce/order';
 import type { Envelope, Service } from 'tidings';
 import { plural } from './scenario.js';
 
@@ -28,7 +28,10 @@ export function flowLine(who: string, arrow: string, what: string, details: stri
 
 /** The services to narrate: all four in one process, or the one a process runs. */
 export interface Narrated {
-  readonly order?: Pick<OrderService, 'service' | 'orders'> | undefined;
+  readonly order?:
+    | (Pick<OrderService<OrderBook>, 'service' | 'orders'> &
+        Partial<Pick<OrderService<OrderBook>, 'relay'>>)
+    | undefined;
   readonly billing?: Pick<BillingService<BillingBooks>, 'service' | 'books'> | undefined;
   readonly logistic?: Pick<LogisticService, 'service' | 'warehouse'> | undefined;
   readonly notification?: Pick<NotificationService, 'service' | 'outbox'> | undefined;
@@ -49,7 +52,13 @@ export function narrate(system: Narrated, print: (line: string) => void): () => 
   if (order) {
     outcomes.push([
       order.service,
-      (_, orderId) => `order #${orderId} is now ${order.orders.get(orderId)?.status}`,
+      (_, orderId) => {
+        // The in-memory book answers at once; PostgreSQL's would answer later, too late here.
+        const stored = order.orders.get(orderId);
+        return stored instanceof Promise
+          ? `order #${orderId} updated`
+          : `order #${orderId} is now ${stored?.status}`;
+      },
     ]);
   }
   if (billing) outcomes.push([billing.service, (envelope) => describeEntry(billing, envelope.id)]);
@@ -111,8 +120,13 @@ export function narrate(system: Narrated, print: (line: string) => void): () => 
       }),
     ];
   });
+  // Through the outbox, Order's events are published later by its relay, not by the service.
+  const relay = order?.relay?.observe('published', ({ routingKey, messageId }) =>
+    print(flowLine('order', '->', routingKey, `${messageId} (from the outbox)`)),
+  );
   return () => {
     for (const stop of stops) stop();
+    relay?.();
   };
 }
 

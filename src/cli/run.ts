@@ -13,6 +13,7 @@ import {
 } from './dlq.js';
 import { CliError } from './errors.js';
 import { type Io, redactSecrets } from './io.js';
+import { outboxMigrate, outboxRetry, outboxStatus } from './outbox.js';
 
 const MODULE_NOTE = `A <module> is a path to a JavaScript or TypeScript module. TypeScript modules load
 through tsx: it is used when the CLI runs under it (npx tsx ...), or registered on the fly when
@@ -32,6 +33,9 @@ Commands:
   dlq purge            delete the messages of a dead-letter queue
   console              a web console of a running system: topology with live numbers, dead
                        letters with replay, a live tail of an exchange
+  outbox migrate       create the transactional outbox table in PostgreSQL (or print its SQL)
+  outbox status        how many outbox messages wait, the lag, and the ones that fail
+  outbox retry         put parked outbox messages back in line
 
 Options:
   -h, --help           show help; after a command, that command's help
@@ -191,6 +195,24 @@ Options:
 
 ${MODULE_NOTE}
 `,
+  outbox: `Usage: tidings outbox <migrate|status|retry> [options]
+
+The transactional outbox of tidings/postgres (docs/outbox.md). The database is --database <url>,
+else the DATABASE_URL variable; the table is --table <name>, else tidings_outbox.
+
+  migrate [--notify] [--print]      create the table and its indexes where missing (safe to run
+                                    again); --notify adds a trigger that wakes relays of other
+                                    processes on each commit (it serialises those commits: see
+                                    docs/outbox.md); --print writes the SQL instead, for your own
+                                    migrations, without connecting
+  status [--json] [--limit <n>]     pending messages, the lag of the oldest, parked and retrying
+                                    ones with their last error (up to --limit each, default 10)
+  retry (--id <id>... | --all)      put parked messages back in line, attempts reset
+
+Options:
+  --database <url>   postgres://user:password@host:5432/db (the password is never printed)
+  --table <name>     the outbox table, optionally schema-qualified
+`,
 } as const;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -234,6 +256,8 @@ async function dispatch(argv: readonly string[], io: Io, ctx: ConsoleContext): P
       return dlq(sub, argv.slice(2), io, ctx);
     case 'console':
       return consoleOf(argv.slice(1), io, ctx);
+    case 'outbox':
+      return outbox(sub, argv.slice(2), io);
     default:
       throw new CliError(`unknown command "${command}". Run tidings --help for the commands.`);
   }
@@ -431,6 +455,58 @@ async function consoleOf(args: readonly string[], io: Io, ctx: ConsoleContext): 
     io,
     ctx,
   );
+}
+
+async function outbox(sub: string | undefined, args: readonly string[], io: Io): Promise<number> {
+  if (sub === undefined || sub === '-h' || sub === '--help') {
+    io.stdout(HELP.outbox);
+    return sub === undefined ? 2 : 0;
+  }
+  const target = { database: { type: 'string' }, table: { type: 'string' } } as const;
+  const targetOf = (o: Parsed) => ({
+    database: str(o.values.database) ?? process.env.DATABASE_URL,
+    table: str(o.values.table),
+  });
+  switch (sub) {
+    case 'migrate': {
+      const o = parse(
+        args,
+        { ...target, print: { type: 'boolean' }, notify: { type: 'boolean' } },
+        'outbox',
+      );
+      if (!o) return help('outbox', io);
+      return outboxMigrate(
+        { ...targetOf(o), print: o.values.print === true, notify: o.values.notify === true },
+        io,
+      );
+    }
+    case 'status': {
+      const o = parse(
+        args,
+        { ...target, json: { type: 'boolean' }, limit: { type: 'string' } },
+        'outbox',
+      );
+      if (!o) return help('outbox', io);
+      const limit = str(o.values.limit) ?? '10';
+      if (!/^[1-9][0-9]*$/.test(limit)) throw usage('--limit must be a positive integer', 'outbox');
+      return outboxStatus(
+        { ...targetOf(o), json: o.values.json === true, limit: Number(limit) },
+        io,
+      );
+    }
+    case 'retry': {
+      const o = parse(
+        args,
+        { ...target, id: { type: 'string', multiple: true }, all: { type: 'boolean' } },
+        'outbox',
+      );
+      if (!o) return help('outbox', io);
+      const ids = (o.values.id as string[] | undefined) ?? [];
+      return outboxRetry({ ...targetOf(o), ids, all: o.values.all === true }, io);
+    }
+    default:
+      throw new CliError(`unknown command "outbox ${sub}". Run tidings outbox --help.`);
+  }
 }
 
 type Parsed = { values: Record<string, unknown>; positionals: string[] };

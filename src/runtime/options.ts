@@ -5,6 +5,7 @@ import { consoleLogger, type Logger } from '../logger.js';
 import type { Transport } from '../transports/transport.js';
 import type { IdempotencyOptions } from './idempotency.js';
 import type { Instrumentation, ServiceInstrumentation } from './instrumentation.js';
+import type { Outbox } from './outbox.js';
 import type { PartitionOptions } from './partitions.js';
 import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy } from './retry.js';
 
@@ -65,6 +66,13 @@ export interface ServiceOptions {
    * @defaultValue none (each hook point costs one check)
    */
   readonly instrumentation?: Instrumentation | undefined;
+  /**
+   * Where `publish(event, payload, { tx })` writes its messages instead of sending them: a
+   * transactional outbox (`PostgresOutbox` from `tidings/postgres`), whose relay publishes them
+   * once the transaction has committed. Publishing without `tx` is unaffected.
+   * @defaultValue none: a publish with `tx` rejects with `ConfigError`
+   */
+  readonly outbox?: Outbox | undefined;
 }
 
 /** Options of one handler. */
@@ -143,6 +151,7 @@ export interface ResolvedServiceOptions {
   readonly publishes: readonly AnyEvent[];
   /** The instrumentation's hooks for this service, when it has one. */
   readonly instrumentation: ServiceInstrumentation | undefined;
+  readonly outbox: Outbox | undefined;
 }
 
 /** Checks service options and fills the defaults; throws one `ConfigError` listing every problem. */
@@ -173,6 +182,9 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
   for (const e of options?.publishes ?? []) {
     if (e?.kind !== 'event') problems.push('publishes must list events made by defineEvent()');
   }
+  if (options?.outbox !== undefined && typeof options.outbox?.write !== 'function') {
+    problems.push('outbox must have a write() method (for example new PostgresOutbox({ pool }))');
+  }
   if (
     options?.instrumentation !== undefined &&
     typeof options.instrumentation?.forService !== 'function'
@@ -197,6 +209,7 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     format: options.format,
     idempotency: options.idempotency,
     publishes: [...(options.publishes ?? [])],
+    outbox: options.outbox,
     instrumentation: options.instrumentation?.forService({
       name: options.name,
       transport: options.transport,

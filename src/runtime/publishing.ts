@@ -8,11 +8,12 @@ import type {
 import { codecFor } from '../envelope/codec.js';
 import type { Envelope, OutgoingMessage } from '../envelope/envelope.js';
 import { isoNow, uuidv7 } from '../envelope/id.js';
-import { StateError, UnroutableError } from '../errors.js';
+import { ConfigError, StateError, UnroutableError } from '../errors.js';
 import type { Transport } from '../transports/transport.js';
 import type { Observers } from './events.js';
 import { type DeliveryProbe, envelopeLogFields, type PublishProbe } from './instrumentation.js';
 import type { ResolvedServiceOptions } from './options.js';
+import type { OutboxTransaction } from './outbox.js';
 import { messageKey } from './partitions.js';
 import { validate } from './validate.js';
 
@@ -38,10 +39,26 @@ export interface PublishOptions<Ver extends number = number> {
   readonly format?: WireFormat | undefined;
   /**
    * The message's key, for the odd message whose key the contract cannot compute (see
-   * `EventOptions.key` and docs/scaling.md): a non-empty string or a finite number.
+   * `EventOptions.key` and docs/scaling.md): a non-empty string or a finite number. It travels
+   * with the message (`tidings-key`), for partitioned consumers, and orders the outbox (below).
    * @defaultValue the contract's key of the payload, else none
    */
   readonly key?: string | number | undefined;
+  /**
+   * Write the message into the service's outbox in this transaction (with `tidings/postgres`, the
+   * `pg` client on which you ran `BEGIN`) instead of sending it: it is published after, and only
+   * if, the transaction commits. The publish resolves once the message is written.
+   * @defaultValue none: the message is sent now
+   */
+  readonly tx?: OutboxTransaction | undefined;
+  /**
+   * With `tx`: messages of one key (say `order:42`) are published in the order their
+   * transactions committed. Ignored without `tx`. The same concept as `key`: set it only to
+   * order the outbox by something other than the message's key.
+   * @defaultValue the message's key (`key`, else the contract's), else none: no order relative
+   * to other messages
+   */
+  readonly orderingKey?: string | undefined;
 }
 
 /** Publishes a typed event; resolves with the envelope once the broker has the message. */
@@ -168,6 +185,7 @@ export class EventPublisher {
       probe?.end(error, false);
       throw error;
     }
+    if (options?.tx !== undefined) return this.writeToOutbox(options, envelope, message, probe);
     const send = () =>
       this.declared.has(exchange)
         ? this.transport.publish(message)
@@ -206,6 +224,45 @@ export class EventPublisher {
       },
       (error: unknown) => {
         p.end(error, routed);
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * `publish(..., { tx })`: hands the built message to the service's outbox instead of the
+   * transport; its relay publishes it once the transaction has committed. No `published` event
+   * and no unroutable policy here: they apply when the relay sends it.
+   */
+  private writeToOutbox(
+    options: PublishOptions,
+    envelope: Envelope,
+    message: OutgoingMessage,
+    probe: PublishProbe | undefined,
+  ): Promise<Envelope> {
+    const outbox = this.service.outbox;
+    if (!outbox) {
+      throw new ConfigError(
+        [
+          'publish with `tx` needs an outbox: createService({ outbox: new PostgresOutbox({ pool }) })',
+        ],
+        `options for service ${JSON.stringify(this.service.name)}`,
+      );
+    }
+    // One key concept: the outbox orders by the message's key unless told otherwise.
+    const key = options.orderingKey ?? envelope.key;
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0)) {
+      throw new TypeError(`${this.service.name}.publish: orderingKey must be a non-empty string`);
+    }
+    const write = () => outbox.write(options.tx!, { message, envelope, orderingKey: key });
+    const written = probe ? probe.run(write) : write();
+    return written.then(
+      () => {
+        probe?.end(undefined, true);
+        return envelope;
+      },
+      (error: unknown) => {
+        probe?.end(error, false);
         throw error;
       },
     );

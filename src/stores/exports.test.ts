@@ -17,7 +17,7 @@ describe('store entry points', () => {
     });
   });
 
-  it('export the stores, the inbox and their error', () => {
+  it('export the stores, the inbox, the outbox and their errors', () => {
     expect(Object.keys(redis).sort()).toEqual([
       'IdempotencyStoreError',
       'REDIS_KEY_PREFIX',
@@ -25,12 +25,17 @@ describe('store entry points', () => {
     ]);
     expect(Object.keys(postgres).sort()).toEqual([
       'IdempotencyStoreError',
+      'OutboxError',
+      'OutboxRelay',
+      'OutboxSchemaError',
       'POSTGRES_INBOX_TABLE',
+      'POSTGRES_OUTBOX_TABLE',
       'POSTGRES_PURGE_BATCH',
       'POSTGRES_PURGE_INTERVAL_MS',
       'POSTGRES_STORE_TABLE',
       'PostgresIdempotencyStore',
       'PostgresInbox',
+      'PostgresOutbox',
     ]);
     expect(redis.IdempotencyStoreError).toBe(postgres.IdempotencyStoreError);
   });

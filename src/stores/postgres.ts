@@ -9,97 +9,33 @@ import {
 import type { Handler, HandlerContext } from '../runtime/service.js';
 import { IdempotencyStoreError } from './errors.js';
 import { checkPositiveMs, wholeMs } from './options.js';
+import {
+  IN_MS,
+  type PgClientLike,
+  type PgPoolLike,
+  type PgQueryable,
+  POSTGRES_PURGE_INTERVAL_MS,
+  Table,
+} from './pg-table.js';
 
+export * from '../outbox/index.js';
 export { IdempotencyStoreError } from './errors.js';
 
-/** What a query resolves with: the rows, as `pg` returns them. */
-export interface PgQueryResult {
-  readonly rows: readonly Record<string, unknown>[];
-}
-
-/** Anything that runs a parameterised query, as a `pg` `Pool` or `Client` does. */
-export interface PgQueryable {
-  /** Runs `text` with `$1`, `$2`, ... bound to `values`. Without values, text may hold several statements. */
-  query(text: string, values?: unknown[]): Promise<PgQueryResult>;
-}
-
-/** A connection checked out of a pool, as a `pg` `PoolClient` is. */
-export interface PgClientLike extends PgQueryable {
-  /** Returns the connection to its pool; with an error, the pool discards it instead. */
-  release(error?: Error | boolean): void;
-}
-
-/**
- * A connection pool, as a `pg` `Pool` is. Tidings never imports a PostgreSQL driver: pass your
- * own. `C` is the type of its connections, which inbox functions receive.
- */
-export interface PgPoolLike<C extends PgClientLike = PgClientLike> extends PgQueryable {
-  /** Checks a connection out; the caller releases it. */
-  connect(): Promise<C>;
-}
+export {
+  type PgClientLike,
+  type PgPoolLike,
+  type PgQueryable,
+  type PgQueryResult,
+  POSTGRES_PURGE_BATCH,
+  POSTGRES_PURGE_INTERVAL_MS,
+} from './pg-table.js';
 
 /** Default table of {@link PostgresIdempotencyStore}. */
 export const POSTGRES_STORE_TABLE = 'tidings_processed';
 /** Default table of {@link PostgresInbox}. */
 export const POSTGRES_INBOX_TABLE = 'tidings_inbox';
-/** Default of the `purgeIntervalMs` options: expired rows are deleted at most once a minute. */
-export const POSTGRES_PURGE_INTERVAL_MS = 60_000;
-/** At most this many expired rows are deleted by one purge, so a purge never holds locks long. */
-export const POSTGRES_PURGE_BATCH = 1000;
 
 const STORE = 'PostgreSQL';
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-// `now() + ms` in SQL. Durations are computed on the database's clock, so clocks of consumers
-// that disagree with each other cannot shorten or stretch a lease.
-const IN_MS = (param: string) => `now() + ${param}::double precision * interval '1 millisecond'`;
-
-/** A validated, quoted table name, and the statements every table of this module shares. */
-class Table {
-  /** Quoted, possibly schema-qualified name, safe to put in SQL. */
-  readonly sql: string;
-  private readonly plain: string;
-  private readonly index: string;
-
-  constructor(name: string) {
-    const parts = name.split('.');
-    this.plain = name;
-    this.sql = parts.map((p) => `"${p}"`).join('.');
-    this.index = `"${parts[parts.length - 1]}_expires_at_idx"`;
-  }
-
-  static problem(option: string, name: unknown): string | undefined {
-    if (typeof name !== 'string') return `${option} must be a string`;
-    const parts = name.split('.');
-    if (parts.length > 2 || !parts.every((p) => IDENTIFIER.test(p))) {
-      return `${option} must be a table name, optionally schema-qualified, of letters, digits and _ (got ${JSON.stringify(name)})`;
-    }
-    return undefined;
-  }
-
-  /**
-   * One simple-protocol query holding several statements, which PostgreSQL runs as one
-   * transaction; the advisory lock serialises processes that create the same table at once
-   * (two concurrent CREATE TABLE IF NOT EXISTS can otherwise fail on the catalog's unique index).
-   */
-  ensure(pool: PgQueryable, columns: string): Promise<PgQueryResult> {
-    return pool.query(
-      `SELECT pg_advisory_xact_lock(hashtext('tidings:schema:${this.plain}'));
-CREATE TABLE IF NOT EXISTS ${this.sql} (${columns});
-CREATE INDEX IF NOT EXISTS ${this.index} ON ${this.sql} (expires_at);`,
-    );
-  }
-
-  /** Deletes up to {@link POSTGRES_PURGE_BATCH} expired rows, skipping rows others have locked. */
-  async purge(pool: PgQueryable): Promise<number> {
-    const result = await pool.query(
-      `DELETE FROM ${this.sql} WHERE key IN (
-         SELECT key FROM ${this.sql} WHERE expires_at <= now()
-         LIMIT ${POSTGRES_PURGE_BATCH} FOR UPDATE SKIP LOCKED
-       ) AND expires_at <= now() RETURNING key`,
-    );
-    return result.rows.length;
-  }
-}
 
 /** Deletes expired rows of `table` when `intervalMs` has passed since the last time. */
 class Purger {

@@ -37,9 +37,16 @@ export function reachable(url: string, what: string, defaultPort: number): Promi
   return brokerReachable(u.hostname, Number(u.port || defaultPort), what);
 }
 
-/** Runs `rabbitmqctl` with a time limit. */
+/**
+ * The RabbitMQ node `rabbitmqctl` talks to (`RABBITMQ_NODE`, e.g. `mine@localhost` for a private
+ * broker); unset, rabbitmqctl's own default, the local broker.
+ */
+export const RABBITMQ_NODE = process.env.RABBITMQ_NODE ?? process.env.RABBITMQ_NODENAME;
+
+/** Runs `rabbitmqctl` (on {@link RABBITMQ_NODE}) with a time limit. */
 export function rabbitmqctl(...args: string[]): Promise<{ stdout: string }> {
-  return exec('rabbitmqctl', args, { timeout: 90_000 });
+  const node = RABBITMQ_NODE ? ['-n', RABBITMQ_NODE] : [];
+  return exec('rabbitmqctl', [...node, ...args], { timeout: 90_000 });
 }
 
 /**

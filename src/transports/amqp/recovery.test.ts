@@ -1,5 +1,5 @@
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FlakyProxy } from '../../../test/support/flaky-proxy.js';
 import { PublishBufferFullError, PublishTimeoutError } from '../../errors.js';
 import { silentLogger } from '../../logger.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
@@ -12,71 +12,6 @@ const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const broker = new URL(url);
 const brokerPort = Number(broker.port || 5672);
 const up = await brokerReachable(broker.hostname, brokerPort, 'RabbitMQ');
-
-/**
- * A TCP proxy in front of RabbitMQ that a test can cut (every connection dies at once, as when
- * a network link or the broker fails) or take down (new connections are refused), without
- * disturbing anyone else using the broker.
- */
-class FlakyProxy {
-  private readonly sockets = new Set<Socket>();
-  private server: Server | undefined;
-  port = 0;
-
-  async start(): Promise<this> {
-    await this.listen();
-    return this;
-  }
-
-  private listen(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = tcpConnect({ host: broker.hostname, port: brokerPort });
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {});
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    this.server = server;
-    return new Promise((resolve) =>
-      server.listen(this.port, '127.0.0.1', () => {
-        this.port = (server.address() as { port: number }).port;
-        resolve();
-      }),
-    );
-  }
-
-  get url(): string {
-    const u = new URL(url);
-    u.hostname = '127.0.0.1';
-    u.port = String(this.port);
-    return u.toString();
-  }
-
-  /** Kills every open connection; new ones are accepted. */
-  cut(): void {
-    for (const s of this.sockets) s.destroy();
-  }
-
-  /** Refuses new connections and kills the open ones. */
-  async down(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    this.cut();
-    if (server) await new Promise((resolve) => server.close(resolve));
-  }
-
-  async up(): Promise<void> {
-    if (!this.server) await this.listen();
-  }
-
-  async stop(): Promise<void> {
-    await this.down();
-  }
-}
 
 function record(t: AmqpTransport) {
   const seen: { name: string; event: Record<string, unknown> }[] = [];
@@ -112,7 +47,7 @@ describe.skipIf(!up)('RabbitMQ transport recovery (through a flaky proxy)', () =
   }
 
   async function proxy(): Promise<FlakyProxy> {
-    const p = await new FlakyProxy().start();
+    const p = await new FlakyProxy(url).start();
     proxies.push(p);
     return p;
   }

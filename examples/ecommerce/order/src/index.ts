@@ -1,7 +1,6 @@
 import {
   Chargeback,
   Currency,
-  fromCents,
   logisticDispatched,
   OrderV2,
   orderChargeback,
@@ -14,17 +13,28 @@ import {
   createService,
   type Instrumentation,
   type Logger,
+  type OutboxTransaction,
+  type PublishOptions,
   type Service,
   type Transport,
 } from 'tidings';
-import { OrderStore, type StoredOrder } from './orders.js';
+import type { OutboxRelay } from 'tidings/postgres';
+import { type OrderBook, OrderStore, type StoredOrder } from './orders.js';
 
 export * from './orders.js';
+export { OrdersSchemaError, PostgresOrders, type PostgresOrdersOptions } from './postgres.js';
 
 /** Options of {@link createOrderService}. */
-export interface OrderServiceOptions {
+export interface OrderServiceOptions<B extends OrderBook = OrderStore> {
   /** The broker connection; the service never closes it. */
   readonly transport: Transport;
+  /**
+   * Where the orders are kept: `new PostgresOrders({ pool })` keeps them in PostgreSQL and
+   * publishes each event through its transactional outbox, in the transaction that changes the
+   * order (create the tables first with its `migrate()`).
+   * @defaultValue `new OrderStore()`, in this process's memory, events published directly
+   */
+  readonly orders?: B | undefined;
   /** @defaultValue warnings and errors to stderr */
   readonly logger?: Logger;
   /** Tracing and metrics (`openTelemetry()` from `tidings/otel`). @defaultValue none */
@@ -36,54 +46,75 @@ export interface OrderServiceOptions {
 }
 
 /** A running (or startable) Order service. */
-export interface OrderService {
+export interface OrderService<B extends OrderBook = OrderStore> {
   /** The Tidings service: it publishes the order events; `observe()` shows them. */
   readonly service: Service;
-  /** The domain: the orders, in memory. */
-  readonly orders: OrderStore;
+  /** The domain: the orders, in memory unless `options.orders` said otherwise. */
+  readonly orders: B;
+  /**
+   * With an order book that has an outbox: the relay that publishes the outbox's committed
+   * events (its `observe('published')` shows them, as the service's does for direct publishes).
+   */
+  readonly relay: OutboxRelay | undefined;
   /** The HTTP API: `POST /orders`, `GET /orders`, `GET /orders/:id`, `POST /orders/:id/chargeback`. */
   readonly http: FastifyInstance;
-  /** Starts consuming, then listens; resolves with the API's base URL. */
+  /** Starts consuming (and the relay), then listens; resolves with the API's base URL. */
   start(): Promise<string>;
-  /** Stops listening (no new orders), then stops consuming. Leaves the transport open. */
+  /** Stops listening (no new orders), then the relay and consuming. Leaves the transport open. */
   stop(): Promise<void>;
 }
 
 /**
- * Order takes orders over HTTP, stores them and publishes `order.v1.submit`; it publishes
+ * Order takes orders over HTTP, stores them and publishes `order.v2.submit`; it publishes
  * `order.v1.chargeback` when a payment is reversed, and marks an order dispatched on
- * `logistic.v1.dispatched`. It knows nothing of who listens to its events.
+ * `logistic.v1.dispatched`. It knows nothing of who listens to its events. With orders in
+ * PostgreSQL, each event is written to the outbox in the order's own transaction.
  */
-export function createOrderService(options: OrderServiceOptions): OrderService {
+export function createOrderService(
+  options: OrderServiceOptions<OrderStore>,
+): OrderService<OrderStore>;
+export function createOrderService<B extends OrderBook>(
+  options: OrderServiceOptions<B> & { readonly orders: B },
+): OrderService<B>;
+export function createOrderService(
+  options: OrderServiceOptions<OrderBook>,
+): OrderService<OrderBook> {
   const logger = options.logger ?? consoleLogger('order');
-  const orders = new OrderStore();
+  const orders: OrderBook = options.orders ?? new OrderStore();
+  const outbox = orders.outbox;
   const service = createService({
     name: 'order',
     transport: options.transport,
     logger,
     instrumentation: options.instrumentation,
     publishes: [orderSubmit, orderChargeback],
+    ...(outbox && { outbox }),
   });
+  const relay = outbox?.relay({ transport: options.transport, logger });
   // Throws while the order is unknown, so the message is retried rather than lost.
-  service.on(logisticDispatched, (dispatched) => {
-    orders.markDispatched(dispatched);
+  service.on(logisticDispatched, async (dispatched) => {
+    await orders.markDispatched(dispatched);
   });
   const http = orderApi(orders, service);
   return {
     service,
     orders,
+    relay,
     http,
     async start() {
       await service.start();
       try {
+        await relay?.start();
         return await http.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
       } catch (error) {
+        await relay?.stop();
         await service.stop();
         throw error;
       }
     },
     async stop() {
       await http.close();
+      await relay?.stop();
       await service.stop();
     },
   };
@@ -96,56 +127,61 @@ const NewOrderBody = OrderV2.omit('id')
   .onDeepUndeclaredKey('delete');
 const ChargebackBody = Chargeback.pick('reason');
 
-function orderApi(orders: OrderStore, service: Service): FastifyInstance {
+/**
+ * The options of a publish about `order`: in the order book's transaction when it has one, with
+ * the order as ordering key, so its submit and its chargeback go out in the order they committed.
+ */
+function about(
+  order: StoredOrder,
+  tx: OutboxTransaction | undefined,
+): Pick<PublishOptions, 'tx' | 'orderingKey'> {
+  return tx === undefined ? {} : { tx, orderingKey: `order:${order.id}` };
+}
+
+function orderApi(orders: OrderBook, service: Service): FastifyInstance {
   const http = Fastify({ logger: false });
   http.get('/orders', async () => orders.list());
   http.get<{ Params: { id: string } }>('/orders/:id', async (request, reply) => {
-    return findOrder(orders, request.params.id, reply) ?? reply;
+    const order = await findOrder(orders, request.params.id);
+    return order ?? notFound(reply, request.params.id);
   });
   http.post('/orders', async (request, reply) => {
     const body = NewOrderBody(request.body);
     if (body instanceof type.errors) return badRequest(reply, body);
-    const order = orders.create(body);
-    // Stored first, so a `dispatched` that comes back quickly finds it; forgotten if not published.
+    let order: StoredOrder;
     try {
-      await service.publish(orderSubmit, toMessage(order));
+      order = await orders.place(body, (o, tx) =>
+        service.publish(orderSubmit, toMessage(o), about(o, tx)),
+      );
     } catch (error) {
-      orders.remove(order.id);
       return unavailable(reply, error);
     }
     return reply.code(201).send(order);
   });
   http.post<{ Params: { id: string } }>('/orders/:id/chargeback', async (request, reply) => {
-    const order = findOrder(orders, request.params.id, reply);
-    if (!order) return reply;
+    const id = orderId(request.params.id);
+    if (id === undefined) return notFound(reply, request.params.id);
     const body = ChargebackBody(request.body);
     if (body instanceof type.errors) return badRequest(reply, body);
-    return chargeBack(service, order, body.reason, reply);
+    let result: Awaited<ReturnType<OrderBook['chargeBack']>>;
+    try {
+      result = await orders.chargeBack(id, body.reason, (o, tx) =>
+        service.publish(
+          orderChargeback,
+          { orderId: o.id, amount: o.chargeback!.amount, reason: body.reason },
+          about(o, tx),
+        ),
+      );
+    } catch (error) {
+      return unavailable(reply, error);
+    }
+    if (result.status === 'unknown') return notFound(reply, request.params.id);
+    if (result.status === 'already') {
+      return reply.code(409).send({ error: `order #${id} is already charged back` });
+    }
+    return reply.code(200).send(result.order);
   });
   return http;
-}
-
-async function chargeBack(
-  service: Service,
-  order: StoredOrder,
-  reason: string,
-  reply: FastifyReply,
-): Promise<FastifyReply> {
-  if (order.status === 'charged_back') {
-    return reply.code(409).send({ error: `order #${order.id} is already charged back` });
-  }
-  const before = order.status;
-  const chargeback = { orderId: order.id, amount: fromCents(order.totalCents), reason };
-  order.status = 'charged_back';
-  order.chargeback = { amount: chargeback.amount, reason };
-  try {
-    await service.publish(orderChargeback, chargeback);
-  } catch (error) {
-    order.status = before;
-    delete order.chargeback;
-    return unavailable(reply, error);
-  }
-  return reply.code(200).send(order);
 }
 
 /** The event payload for a stored order: the contract's `Order`, nothing of the service's own state. */
@@ -158,14 +194,17 @@ function toMessage(order: StoredOrder): OrderV2 {
   };
 }
 
-function findOrder(
-  orders: OrderStore,
-  rawId: string,
-  reply: FastifyReply,
-): StoredOrder | undefined {
-  const order = /^[1-9][0-9]*$/.test(rawId) ? orders.get(Number(rawId)) : undefined;
-  if (!order) reply.code(404).send({ error: `no order ${rawId}` });
-  return order;
+function orderId(raw: string): number | undefined {
+  return /^[1-9][0-9]{0,8}$/.test(raw) ? Number(raw) : undefined;
+}
+
+async function findOrder(orders: OrderBook, raw: string): Promise<StoredOrder | undefined> {
+  const id = orderId(raw);
+  return id === undefined ? undefined : orders.get(id);
+}
+
+function notFound(reply: FastifyReply, raw: string): FastifyReply {
+  return reply.code(404).send({ error: `no order ${raw}` });
 }
 
 function badRequest(
