@@ -22,7 +22,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['envelope/'],
   ['transports/transport.ts'],
   ['runtime/', 'transports/memory/', 'transports/amqp/', 'transports/nats/'],
-  ['transports/connect.ts', 'ops/', 'stores/', 'tooling/', 'outbox/', 'observability/', 'wire.ts'],
+  ['transports/connect.ts', 'ops/', 'stores/', 'tooling/', 'observability/', 'wire.ts'],
   ['testing/', 'console/', 'run.ts'],
   ['cli/'],
   ['index.ts'],

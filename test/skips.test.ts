@@ -18,6 +18,8 @@ const SAYS_WHY = [
   'reachable(',
   'testVhost(',
   'canRestartBroker(',
+  'postgresUp(',
+  'rabbitUp(',
   'SKIPPED:',
 ];
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DATABASE_URL, Fixture, postgresUp, tableName } from '../../test/support/outbox.js';
-import { PostgresOutbox } from '../outbox/outbox.js';
+import { PostgresOutbox } from '../stores/outbox/outbox.js';
 import { run } from './run.js';
 
 const up = await postgresUp();

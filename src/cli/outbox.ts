@@ -1,5 +1,5 @@
-import type { OutboxRow, OutboxStatus, PostgresOutbox } from '../outbox/index.js';
 import { redactUrl } from '../redact.js';
+import type { OutboxRow, OutboxStatus, PostgresOutbox } from '../stores/outbox/index.js';
 import type { PgPoolLike } from '../stores/pg-table.js';
 import { CliError } from './errors.js';
 import type { Io } from './io.js';
@@ -37,7 +37,7 @@ async function withOutbox<T>(
       'no database: pass --database <url> or set DATABASE_URL (e.g. postgres://user@localhost:5432/app)',
     );
   }
-  const { PostgresOutbox } = await import('../outbox/index.js');
+  const { PostgresOutbox } = await import('../stores/outbox/index.js');
   const pool = await openPool(url);
   try {
     let outbox: PostgresOutbox;
@@ -65,7 +65,7 @@ export async function outboxMigrate(
   io: Io,
 ): Promise<number> {
   if (options.print) {
-    const { PostgresOutbox } = await import('../outbox/index.js');
+    const { PostgresOutbox } = await import('../stores/outbox/index.js');
     const noPool = { query: never, connect: never };
     try {
       const outbox = new PostgresOutbox({

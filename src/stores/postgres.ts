@@ -18,8 +18,8 @@ import {
   Table,
 } from './pg-table.js';
 
-export * from '../outbox/index.js';
 export { IdempotencyStoreError } from './errors.js';
+export * from './outbox/index.js';
 
 export {
   type PgClientLike,

@@ -7,8 +7,8 @@ import { z } from 'zod';
 import { defineEvent, defineExchange } from '../../src/contracts/event.js';
 import type { Envelope } from '../../src/envelope/envelope.js';
 import { silentLogger } from '../../src/logger.js';
-import { PostgresOutbox } from '../../src/outbox/outbox.js';
 import { createService, type Service } from '../../src/runtime/service.js';
+import { PostgresOutbox } from '../../src/stores/outbox/outbox.js';
 import { brokerReachable, uniqueName } from '../../src/testing/broker.js';
 import type { Transport } from '../../src/transports/transport.js';
 

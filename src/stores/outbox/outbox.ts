@@ -1,7 +1,7 @@
-import { ConfigError } from '../errors.js';
-import type { Outbox, OutboxEntry, OutboxTransaction } from '../runtime/outbox.js';
-import type { PgPoolLike, PgQueryable } from '../stores/pg-table.js';
-import { Table } from '../stores/pg-table.js';
+import { ConfigError } from '../../errors.js';
+import type { Outbox, OutboxEntry, OutboxTransaction } from '../../runtime/outbox.js';
+import type { PgPoolLike, PgQueryable } from '../pg-table.js';
+import { Table } from '../pg-table.js';
 import { encodeProperties } from './codec.js';
 import { OutboxError, OutboxSchemaError } from './errors.js';
 import { OutboxRelay, type OutboxRelayOptions } from './relay.js';

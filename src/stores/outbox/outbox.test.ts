@@ -1,5 +1,9 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../errors.js';
+import { silentLogger } from '../../logger.js';
+import { PostgresInbox } from '../postgres.js';
+import { createService } from '../../runtime/service.js';
 import {
   DATABASE_URL,
   Fixture,
@@ -8,12 +12,8 @@ import {
   tableName,
   testEvent,
   until,
-} from '../../test/support/outbox.js';
-import { ConfigError } from '../errors.js';
-import { silentLogger } from '../logger.js';
-import { createService } from '../runtime/service.js';
-import { PostgresInbox } from '../stores/postgres.js';
-import { MemoryBroker } from '../transports/memory/broker.js';
+} from '../../../test/support/outbox.js';
+import { MemoryBroker } from '../../transports/memory/broker.js';
 import { decodeRow, encodeProperties } from './codec.js';
 import { OutboxError, OutboxSchemaError } from './errors.js';
 import { POSTGRES_OUTBOX_TABLE, PostgresOutbox } from './outbox.js';

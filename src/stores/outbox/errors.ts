@@ -1,4 +1,4 @@
-import { TidingsError } from '../errors.js';
+import { TidingsError } from '../../errors.js';
 
 /**
  * The outbox could not do what was asked: write a message in the caller's transaction, read or
@@ -6,6 +6,7 @@ import { TidingsError } from '../errors.js';
  * own error. A failed `write` means the caller's transaction should be rolled back.
  */
 export class OutboxError extends TidingsError {
+  declare readonly code: 'outbox';
   constructor(
     /** What was attempted: `write`, `claim`, `mark`, `status`, `retry`, `prune`, `migrate`, `decode`. */
     readonly operation: string,

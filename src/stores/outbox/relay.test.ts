@@ -1,7 +1,11 @@
 import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { FlakyProxy } from '../../test/support/flaky-proxy.js';
+import { defineEvent } from '../../contracts/event.js';
+import { ConfigError, MessageEncodingError, UnroutableError } from '../../errors.js';
+import { silentLogger } from '../../logger.js';
+import { createService, type Service } from '../../runtime/service.js';
+import { FlakyProxy } from '../../../test/support/flaky-proxy.js';
 import {
   AMQP_URL,
   Fixture,
@@ -12,19 +16,15 @@ import {
   type TestEvent,
   testEvent,
   until,
-} from '../../test/support/outbox.js';
-import { defineEvent } from '../contracts/event.js';
-import { ConfigError, MessageEncodingError, UnroutableError } from '../errors.js';
-import { silentLogger } from '../logger.js';
-import { createService, type Service } from '../runtime/service.js';
-import { uniqueName } from '../testing/broker.js';
-import { waitFor } from '../testing/conformance.js';
+} from '../../../test/support/outbox.js';
+import { uniqueName } from '../../testing/broker.js';
+import { waitFor } from '../../testing/conformance.js';
 import {
   type AmqpTransport,
   type AmqpTransportOptions,
   amqpTransport,
-} from '../transports/amqp/index.js';
-import { MemoryBroker } from '../transports/memory/broker.js';
+} from '../../transports/amqp/index.js';
+import { MemoryBroker } from '../../transports/memory/broker.js';
 import { PostgresOutbox } from './outbox.js';
 import type { OutboxRelay, OutboxRelayEvents, OutboxRelayOptions } from './relay.js';
 

@@ -1,18 +1,21 @@
-import type { OutgoingMessage } from '../envelope/envelope.js';
+import type { OutgoingMessage } from '../../envelope/envelope.js';
 import {
   ConfigError,
   MessageEncodingError,
   PublishRejectedError,
   StateError,
   UnroutableError,
-} from '../errors.js';
-import { consoleLogger, type Logger } from '../logger.js';
-import type { UnroutablePolicy } from '../runtime/service.js';
-import type { PgClientLike } from '../stores/pg-table.js';
-import { DEFAULT_EXCHANGE, type PublishOutcome, type Transport } from '../transports/transport.js';
+} from '../../errors.js';
+import { consoleLogger, type Logger } from '../../logger.js';
+import type { UnroutablePolicy } from '../../runtime/service.js';
+import {
+  DEFAULT_EXCHANGE,
+  type PublishOutcome,
+  type Transport,
+} from '../../transports/transport.js';
+import type { PgClientLike, PgPoolLike } from '../pg-table.js';
 import { decodeRow } from './codec.js';
 import { describeFailure, OutboxError } from './errors.js';
-import type { PostgresOutbox } from './outbox.js';
 import { PENDING } from './schema.js';
 
 /**
@@ -28,6 +31,22 @@ const HOT_WINDOW_MS = 1000;
 export interface OutboxBackoff {
   readonly initialDelayMs?: number | undefined;
   readonly maxDelayMs?: number | undefined;
+}
+
+/** What a relay needs of its outbox: a `PostgresOutbox` (`outbox.relay(options)` makes the relay). */
+export interface RelaySource {
+  /** The table's quoted name, as used in SQL. */
+  readonly table: string;
+  /** The table's name as given. */
+  readonly name: string;
+  /** The notification channel a migrated table's trigger notifies. */
+  readonly channel: string;
+  readonly pool: PgPoolLike;
+  checkSchema(): Promise<{ readonly notifies: boolean }>;
+  /** Calls `listener` after each write through this outbox object; returns its remover. */
+  onWrite(listener: () => void): () => void;
+  /** Deletes sent rows past their keeping time; resolves with how many. */
+  prune(): Promise<number>;
 }
 
 /** Options of {@link OutboxRelay} (`outbox.relay(options)`). Every field but `transport` has a default. */
@@ -226,7 +245,7 @@ function canListen(client: PgClientLike): client is ListeningClient {
  * `retentionMs`, then deleted by a prune every `pruneIntervalMs`.
  */
 export class OutboxRelay {
-  private readonly outbox: PostgresOutbox;
+  private readonly outbox: RelaySource;
   private readonly transport: Transport;
   private readonly batchSize: number;
   private readonly concurrency: number;
@@ -262,7 +281,7 @@ export class OutboxRelay {
   private outageSince = 0;
   private counters = { batches: 0, sent: 0, failed: 0, parked: 0, outages: 0 };
 
-  constructor(outbox: PostgresOutbox, options: OutboxRelayOptions) {
+  constructor(outbox: RelaySource, options: OutboxRelayOptions) {
     const problems: string[] = [];
     if (typeof options?.transport?.publish !== 'function') {
       problems.push('transport is required (the service transport, e.g. await connect(url))');

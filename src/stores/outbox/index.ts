@@ -1,4 +1,4 @@
-export type { Outbox, OutboxEntry, OutboxTransaction } from '../runtime/outbox.js';
+export type { Outbox, OutboxEntry, OutboxTransaction } from '../../runtime/outbox.js';
 export { OutboxError, OutboxSchemaError } from './errors.js';
 export {
   type OutboxMigrationOptions,

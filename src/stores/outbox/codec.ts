@@ -1,4 +1,4 @@
-import type { HeaderValue, MessageProperties, OutgoingMessage } from '../envelope/envelope.js';
+import type { HeaderValue, MessageProperties, OutgoingMessage } from '../../envelope/envelope.js';
 
 // Header values may be Buffers, which JSON cannot hold: they are stored as a one-key object
 // with this key, and a header object of exactly that shape reads back as bytes.

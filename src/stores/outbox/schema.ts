@@ -1,4 +1,4 @@
-import type { Table } from '../stores/pg-table.js';
+import type { Table } from '../pg-table.js';
 
 /**
  * The outbox table's columns. A row is one message: written by `PostgresOutbox.write` in the
