@@ -220,6 +220,23 @@ export class BrokerOperationError extends TidingsError {
 }
 
 /**
+ * An event's key could not be read from a payload: the contract's key function threw, or did not
+ * return a non-empty string or a finite number (or a publish's `key` option was not one). Nothing
+ * was sent.
+ */
+export class PartitionKeyError extends TidingsError {
+  declare readonly code: 'partition-key';
+  constructor(
+    /** Routing key of the event version. */
+    readonly routingKey: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('partition-key', `Cannot read the key of ${routingKey}: ${reason}`, options);
+  }
+}
+
+/**
  * The transport cannot express a binding: NATS JetStream has no wildcard for "zero or more words"
  * before a literal word (`order.#.submit`), and nats-server 2.9 gives a consumer one filter
  * subject, so two bindings of one queue whose patterns overlap without one containing the other
@@ -259,4 +276,5 @@ export type TidingsErrorCode =
   | ConnectionError['code']
   | PublishBufferFullError['code']
   | BrokerOperationError['code']
-  | UnsupportedBindingError['code'];
+  | UnsupportedBindingError['code']
+  | PartitionKeyError['code'];

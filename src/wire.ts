@@ -9,9 +9,20 @@
 export {
   AMQP_SHORTSTR_MAX,
   assertName,
+  bucketOf,
+  bucketsOfPartition,
   compilePattern,
+  isKeyed,
+  KEY_BUCKETS,
+  type KeyFunction,
+  type KeyValue,
+  keyOf,
+  keyText,
+  MAX_PARTITIONS,
   matchesPattern,
   parseRoutingKey,
+  partitionOfBucket,
+  partitionOfKey,
   routingKeyOf,
   type SchemaAt,
   type SchemasOf,
@@ -54,3 +65,8 @@ export {
   retryDelay,
 } from './runtime/retry.js';
 export { validate } from './runtime/validate.js';
+export {
+  partitionBuckets,
+  partitionExchangeName,
+  unkeyedExchangeName,
+} from './transports/transport.js';

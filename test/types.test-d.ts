@@ -191,6 +191,29 @@ describe('types flow from the schema', () => {
   });
 });
 
+describe('event keys', () => {
+  const Placed = z.object({ id: z.number(), customer: z.string() });
+  it('types the key function from the schema', () => {
+    defineEvent(order, 'placed', Placed, {
+      key: (p) => {
+        expectTypeOf(p).toEqualTypeOf<{ id: number; customer: string }>();
+        return p.customer;
+      },
+    });
+    // @ts-expect-error: there is no such field
+    defineEvent(order, 'placed2', Placed, { key: (p) => p.customerId });
+    // @ts-expect-error: a key is a string or a number
+    defineEvent(order, 'placed3', Placed, { key: (p) => ({ id: p.id }) });
+  });
+
+  it('takes a key option on publish, and partitions on a handler', () => {
+    const placed = defineEvent(order, 'placed4', Placed, { key: (p) => p.customer });
+    void service.publish(placed, { id: 1, customer: 'c' }, { key: 'c' });
+    service.on(placed, () => {}, { partitions: 4 });
+    service.on(placed, () => {}, { queue: 'q2', partitions: { count: 8, consume: [0, 1] } });
+  });
+});
+
 describe('error codes', () => {
   it("types each class's code as its literal, and the base's as a string", () => {
     expectTypeOf<ValidationError['code']>().toEqualTypeOf<'validation'>();

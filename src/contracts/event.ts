@@ -1,4 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { PartitionKeyError } from '../errors.js';
+import { type KeyFunction, keyText } from './key.js';
 import { assertFits, assertName } from './names.js';
 
 /** Any schema that implements Standard Schema v1 (zod, valibot, arktype, ...). */
@@ -68,6 +70,25 @@ export interface EventVersion {
    * contract allows consumers of the previous version to receive this one during a migration.
    */
   readonly downcast: ((next: unknown) => unknown) | undefined;
+  /**
+   * The key of a validated payload of this version (see {@link EventOptions.key}), or `undefined`
+   * when the event has no key in this version.
+   */
+  readonly key: KeyFunction<unknown> | undefined;
+}
+
+/** Options of {@link defineEvent}. */
+export interface EventOptions<P> {
+  /**
+   * What this event's messages must stay in order by: the customer of an order, the account of a
+   * payment (an aggregate's id). Returns a non-empty string or a finite number. The producer puts
+   * it on every message (`tidings-key`, and its bucket in `tidings-bucket`), so a consumer can
+   * spread one handler over partitions and still see each key's messages in order
+   * (docs/scaling.md). Consumers that do not partition ignore it. Later versions must say their
+   * own key (their payload may differ).
+   * @defaultValue none: messages carry no key
+   */
+  readonly key?: KeyFunction<P> | undefined;
 }
 
 /** Options of a new version. */
@@ -78,6 +99,11 @@ export interface VersionOptions<Previous, Next> {
    * version only adds information, so producers can move first.
    */
   readonly downcast?: ((next: Next) => Previous) | undefined;
+  /**
+   * This version's key (see {@link EventOptions.key}). Required when the previous version has
+   * one, so a new version cannot silently stop carrying the key partitioned consumers rely on.
+   */
+  readonly key?: KeyFunction<Next> | undefined;
 }
 
 /**
@@ -227,6 +253,7 @@ export function defineEvent<const X extends string, const N extends string, S ex
   exchange: Exchange<X>,
   name: N,
   schema: S,
+  options: EventOptions<SchemaOutput<S>> = {},
 ): EventDefinition<X, N, readonly [S]> {
   if (exchange?.kind !== 'exchange') {
     throw new TypeError('defineEvent: the first argument must come from defineExchange()');
@@ -241,6 +268,7 @@ export function defineEvent<const X extends string, const N extends string, S ex
       routingKey: routingKeyOf(exchange.name, name, 1),
       upcast: undefined,
       downcast: undefined,
+      key: checkedKey(options?.key, `${exchange.name}.${name}`),
     },
   ]);
 }
@@ -275,6 +303,12 @@ function makeEvent<X extends string, N extends string, V extends readonly AnySch
         );
       }
       const next = latest + 1;
+      const key = checkedKey(options?.key, `${exchange.name}.${name}`);
+      if (key === undefined && versions[latest - 1]!.key !== undefined) {
+        throw new TypeError(
+          `${exchange.name}.${name}: version ${next} needs a key, since version ${latest} has one (pass { key } to .version())`,
+        );
+      }
       return makeEvent(exchange, name, [
         ...versions,
         {
@@ -283,11 +317,61 @@ function makeEvent<X extends string, N extends string, V extends readonly AnySch
           routingKey: routingKeyOf(exchange.name, name, next),
           upcast: upcast as (previous: unknown) => unknown,
           downcast: options?.downcast as ((next: unknown) => unknown) | undefined,
+          key: key as KeyFunction<unknown> | undefined,
         },
       ]);
     },
   };
   return Object.freeze(definition);
+}
+
+function checkedKey<P>(key: unknown, where: string): KeyFunction<P> | undefined {
+  if (key === undefined) return undefined;
+  if (typeof key !== 'function') {
+    throw new TypeError(`${where}: key must be a function of the payload (got ${typeof key})`);
+  }
+  return key as KeyFunction<P>;
+}
+
+/** Whether any version of an event has a key (see {@link EventOptions.key}). */
+export function isKeyed(event: AnyEvent): boolean {
+  return event.versions.some((v) => v.key !== undefined);
+}
+
+/**
+ * The key of a validated payload of one version, as it travels (see `keyText`), or `undefined`
+ * when that version has no key. Throws a `PartitionKeyError` when the key function throws or
+ * returns something that is not a non-empty string or a finite number.
+ */
+export function keyOf(spec: EventVersion, payload: unknown): string | undefined {
+  if (!spec.key) return undefined;
+  let value: unknown;
+  try {
+    value = spec.key(payload);
+  } catch (error) {
+    throw new PartitionKeyError(
+      spec.routingKey,
+      `the contract's key function threw (${String(error)})`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const text = keyText(value);
+  if (text === undefined) {
+    throw new PartitionKeyError(
+      spec.routingKey,
+      `the contract's key function must return a non-empty string or a finite number (got ${describeKeyValue(value)})`,
+    );
+  }
+  return text;
+}
+
+/** How a value that is not a key is named in an error. */
+export function describeKeyValue(value: unknown): string {
+  if (typeof value === 'string') return 'an empty string';
+  if (typeof value === 'number') return String(value);
+  return value === null ? 'null' : typeof value;
 }
 
 function assertSchema(schema: unknown, where: string): void {

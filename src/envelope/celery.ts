@@ -267,6 +267,7 @@ export function decodeCelery(message: {
       causationId: header(h, 'parent_id'),
       traceparent: header(h, HEADERS.traceparent),
       tracestate: header(h, HEADERS.tracestate),
+      key: header(h, HEADERS.key),
     },
     payload,
   };

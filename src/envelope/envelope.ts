@@ -1,4 +1,5 @@
 import { parseRoutingKey } from '../contracts/event.js';
+import { bucketOf } from '../contracts/key.js';
 
 /**
  * The metadata that travels with every payload. Field names here and header names on the wire
@@ -27,6 +28,11 @@ export interface Envelope {
   readonly traceparent?: string | undefined;
   /** W3C trace state (`tracestate`) that goes with `traceparent`: vendors' entries, passed on as they are. */
   readonly tracestate?: string | undefined;
+  /**
+   * The event's key (from its contract, or the publish's `key` option), what a partitioned
+   * consumer keeps in order; absent for an event without one. See docs/scaling.md.
+   */
+  readonly key?: string | undefined;
 }
 
 /** A header value as AMQP field tables carry it. */
@@ -103,6 +109,13 @@ export const HEADERS = {
   queue: 'tidings-queue',
   originalExchange: 'tidings-original-exchange',
   originalRoutingKey: 'tidings-original-routing-key',
+  /** The event's key, for keyed events (see `Envelope.key`). */
+  key: 'tidings-key',
+  /**
+   * The key's bucket, 0 … 63 in decimal (`bucketOf`), what partitioned subscriptions route on.
+   * A string, so a broker's header match compares it exactly whatever wrote it.
+   */
+  bucket: 'tidings-bucket',
   /**
    * On a dead letter whose headers were too large to copy: JSON array of `{ header, bytes, kept }`
    * for each header cut to its first `kept` bytes (0: dropped), `bytes` its encoded size.
@@ -149,6 +162,10 @@ export function envelopeToProperties(envelope: Envelope): MessageProperties {
   if (envelope.causationId !== undefined) headers[HEADERS.causationId] = envelope.causationId;
   if (envelope.traceparent !== undefined) headers[HEADERS.traceparent] = envelope.traceparent;
   if (envelope.tracestate !== undefined) headers[HEADERS.tracestate] = envelope.tracestate;
+  if (envelope.key !== undefined) {
+    headers[HEADERS.key] = envelope.key;
+    headers[HEADERS.bucket] = String(bucketOf(envelope.key));
+  }
   return {
     messageId: envelope.id,
     correlationId: envelope.correlationId,
@@ -193,6 +210,7 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
     causationId: str(h[HEADERS.causationId]),
     traceparent: str(h[HEADERS.traceparent]),
     tracestate: str(h[HEADERS.tracestate]),
+    key: str(h[HEADERS.key]),
   };
 }
 

@@ -2,13 +2,24 @@ import type { Consumer, Delivery } from '../transports/transport.js';
 import { type DeliveryScope, processDelivery } from './delivery.js';
 import type { RegisteredHandler } from './handlers.js';
 import { messageLogFields } from './instrumentation.js';
+import { retryInPlace } from './partitions.js';
 
 /** One handler's share of the dispatcher: its consumer, what runs and what waits. */
 export interface Lane {
   readonly handler: RegisteredHandler;
+  /** The queue it consumes: the handler's, or one partition of it (`<queue>.p<i>`). */
+  readonly queue: string;
   consumer: Consumer | undefined;
   running: number;
   readonly waiting: Delivery[];
+}
+
+/**
+ * Whether a lane hands its queue over by releasing its consumer (a partition, on a transport that
+ * can) rather than by cancelling it and requeueing what it holds one message at a time.
+ */
+export function releases(lane: Lane): boolean {
+  return lane.handler.partitions !== undefined && lane.consumer?.release !== undefined;
 }
 
 /**
@@ -20,17 +31,25 @@ export class Dispatcher {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private closing = false;
+  /** Aborted by `close()`: ends the waits of in-place retries (partitioned handlers). */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly scope: DeliveryScope) {}
 
-  /** A lane for a handler; its consumer is attached once the transport starts delivering. */
-  lane(handler: RegisteredHandler): Lane {
-    return { handler, consumer: undefined, running: 0, waiting: [] };
+  /**
+   * A lane for a handler, consuming `queue` (default: the handler's); its consumer is attached
+   * once the transport starts delivering.
+   */
+  lane(handler: RegisteredHandler, queue = handler.queue): Lane {
+    return { handler, queue, consumer: undefined, running: 0, waiting: [] };
   }
 
   /** Takes one delivery of a lane: runs it, or queues it behind the lane's running handlers. */
   deliver(lane: Lane, delivery: Delivery): void {
     if (this.closing) {
+      // A partition's consumer is released once its running message is done: that returns every
+      // delivery it holds at once and in place, so the next replica starts in order.
+      if (releases(lane)) return;
       // Delivered before the cancel took effect: back to the queue for another consumer.
       delivery.requeue().catch(() => {});
       return;
@@ -54,6 +73,7 @@ export class Dispatcher {
    */
   close(): void {
     this.closing = true;
+    this.stopping.abort();
   }
 
   /** Gives the messages still waiting behind running handlers back to their queues. */
@@ -61,7 +81,8 @@ export class Dispatcher {
     for (const lane of lanes) {
       for (const d of lane.waiting.splice(0)) {
         this.inFlight--;
-        await d.requeue().catch(() => {});
+        // Left unsettled: releasing the consumer returns it in its place (see `deliver`).
+        if (!releases(lane)) await d.requeue().catch(() => {});
       }
     }
   }
@@ -80,7 +101,17 @@ export class Dispatcher {
 
   private run(lane: Lane, delivery: Delivery): void {
     lane.running++;
-    processDelivery(this.scope, lane.handler, delivery)
+    const h = lane.handler;
+    // A partition keeps its keys in order: a retry waits in place instead of letting the next
+    // message of its queue overtake it.
+    const handled = h.partitions
+      ? processDelivery(
+          this.scope,
+          h,
+          retryInPlace(delivery, (d) => processDelivery(this.scope, h, d), this.stopping.signal),
+        )
+      : processDelivery(this.scope, h, delivery);
+    handled
       .catch((error: unknown) => {
         // Something failed outside the handler (the broker refused a settle, a store threw):
         // the message must not stay unsettled, holding a prefetch slot for ever. Park it for a
@@ -101,7 +132,7 @@ export class Dispatcher {
         if (next && !this.closing) this.run(lane, next);
         else if (next) {
           this.inFlight--;
-          next.requeue().catch(() => {});
+          if (!releases(lane)) next.requeue().catch(() => {});
         }
         if (this.inFlight === 0 && this.idleWaiters.length > 0) {
           for (const resolve of this.idleWaiters.splice(0)) resolve();

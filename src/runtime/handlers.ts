@@ -5,6 +5,7 @@ import { ConfigError } from '../errors.js';
 import type { QueueSpec, Topology } from '../transports/transport.js';
 import { IDEMPOTENCY_DEFAULTS, type IdempotencyOptions } from './idempotency.js';
 import { checkPositiveInt, type HandlerOptions, type ResolvedServiceOptions } from './options.js';
+import { type ResolvedPartitions, resolvePartitions } from './partitions.js';
 import type { Publish } from './publishing.js';
 import { type ResolvedRetryPolicy, resolveRetryPolicy } from './retry.js';
 
@@ -54,6 +55,8 @@ export interface ServiceDescription {
     readonly bindings: readonly { readonly exchange: string; readonly pattern: string }[];
     readonly queue: string;
     readonly name: string;
+    /** For a partitioned handler: how many partitions, and those this process consumes. */
+    readonly partitions?: ResolvedPartitions | undefined;
   }[];
 }
 
@@ -83,7 +86,10 @@ export interface RegisteredHandler {
     | { readonly [K in keyof IdempotencyOptions]-?: Exclude<IdempotencyOptions[K], undefined> }
     | undefined;
   readonly prefetch: number;
+  /** Per queue; 1 for a partitioned handler (per partition). */
   readonly concurrency: number;
+  /** Set when the handler is spread over partition queues (`<queue>.p<i>`). */
+  readonly partitions: ResolvedPartitions | undefined;
   readonly fn: Handler<unknown>;
 }
 
@@ -94,7 +100,10 @@ export interface HandlerRequest {
   readonly tagged: boolean;
   readonly queue: string;
   readonly bindings: readonly Binding[];
-  readonly options: Pick<HandlerOptions, 'retry' | 'prefetch' | 'concurrency' | 'idempotency'>;
+  readonly options: Pick<
+    HandlerOptions,
+    'retry' | 'prefetch' | 'concurrency' | 'idempotency' | 'partitions'
+  >;
   /** Problems the caller already found (a version out of range). */
   readonly problems: string[];
 }
@@ -117,11 +126,20 @@ export function resolveHandler(
   } else {
     try {
       // The longest name the transport derives from the queue's must fit too.
-      assertFits('queue', `${queue}.retry.dlq`);
+      assertFits(
+        'queue',
+        options.partitions === undefined ? `${queue}.retry.dlq` : `${queue}.p63.retry.10`,
+      );
     } catch (error) {
       problems.push((error as Error).message);
     }
   }
+  const partitions = resolvePartitions(
+    options.partitions,
+    options.concurrency,
+    request.subscriptions.map((s) => s.event),
+    problems,
+  );
   if (registered.some((h) => h.queue === queue)) {
     problems.push(
       `queue ${queue} is already used by another handler of this service; give this one its own \`queue\` name`,
@@ -159,7 +177,10 @@ export function resolveHandler(
     name: request.fn.name || queue,
     retry: retry!,
     prefetch,
-    concurrency: Math.min(prefetch, options.concurrency ?? service.concurrency ?? prefetch),
+    concurrency: partitions
+      ? 1
+      : Math.min(prefetch, options.concurrency ?? service.concurrency ?? prefetch),
+    partitions,
     fn: request.fn,
   };
 }
@@ -174,7 +195,11 @@ export function topologyOf(
   for (const e of publishes) exchanges.add(e.exchange.name);
   for (const h of handlers) {
     for (const b of h.bindings) exchanges.add(b.exchange);
-    queues.push({ name: h.queue, bindings: h.bindings });
+    queues.push(
+      h.partitions
+        ? { name: h.queue, bindings: h.bindings, partitions: h.partitions.count }
+        : { name: h.queue, bindings: h.bindings },
+    );
   }
   return { exchanges: [...exchanges], queues };
 }
@@ -188,5 +213,6 @@ export function describeHandlers(
     bindings: h.bindings,
     queue: h.queue,
     name: h.name,
+    ...(h.partitions ? { partitions: h.partitions } : {}),
   }));
 }

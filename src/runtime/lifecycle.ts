@@ -1,6 +1,6 @@
 import { StateError } from '../errors.js';
 import type { Topology } from '../transports/transport.js';
-import type { Dispatcher, Lane } from './dispatch.js';
+import { type Dispatcher, type Lane, releases } from './dispatch.js';
 import type { ResolvedServiceOptions } from './options.js';
 import type { EventPublisher } from './publishing.js';
 
@@ -53,7 +53,7 @@ export class Lifecycle {
       this.publisher.markDeclared(topology.exchanges);
       for (const lane of lanes) {
         lane.consumer = await transport.consume(
-          lane.handler.queue,
+          lane.queue,
           { prefetch: lane.handler.prefetch },
           (d) => this.dispatcher.deliver(lane, d),
         );
@@ -80,7 +80,12 @@ export class Lifecycle {
     this.current = 'stopping';
     this.dispatcher.close();
     await this.starting?.catch(() => {});
-    await Promise.allSettled(lanes.map((lane) => lane.consumer?.cancel()));
+    // Partitions keep consuming (what arrives is held, unsettled) until their running message is
+    // done, then release their consumers: see `releases`.
+    const released = lanes.filter(releases);
+    await Promise.allSettled(
+      lanes.filter((lane) => !releases(lane)).map((lane) => lane.consumer?.cancel()),
+    );
     await this.dispatcher.returnWaiting(lanes);
     const timeoutMs = this.service.shutdownTimeoutMs;
     if (!(await this.dispatcher.idle(timeoutMs))) {
@@ -90,6 +95,7 @@ export class Lifecycle {
       this.abort.abort(new StateError(`${this.service.name} is shutting down`));
       await this.dispatcher.idle(1000);
     }
+    await Promise.allSettled(released.map((lane) => lane.consumer?.release?.()));
     this.current = 'stopped';
     if (this.observed) this.service.instrumentation?.stopped?.();
   }

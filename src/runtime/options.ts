@@ -6,6 +6,7 @@ import type { Transport } from '../transports/transport.js';
 import type { IdempotencyOptions } from './idempotency.js';
 import type { Instrumentation, ServiceInstrumentation } from './instrumentation.js';
 import type { Outbox } from './outbox.js';
+import type { PartitionOptions } from './partitions.js';
 import { type ResolvedRetryPolicy, type RetryPolicy, resolveRetryPolicy } from './retry.js';
 
 /** What to do when a published message reaches no queue. */
@@ -107,6 +108,15 @@ export interface HandlerOptions<Ver extends number = number> {
    * @defaultValue the service's `idempotency`, else none
    */
   readonly idempotency?: IdempotencyOptions | undefined;
+  /**
+   * Spread the handler over this many partition queues (`<queue>.p0` …, at most 64), each key's
+   * messages in one partition, in publish order: the event needs a key in its contract. Each
+   * partition runs one message at a time and retries it in place (its key waits), with at most
+   * one active consumer across all replicas. `{ count, consume }` lets a replica consume only
+   * some partitions. A persistent choice, like the queue's name: read docs/scaling.md first.
+   * @defaultValue undefined: one queue, no per-key order
+   */
+  readonly partitions?: number | PartitionOptions | undefined;
 }
 
 /** Options of a handler for several events ({@link Service.onAny}). */

@@ -14,6 +14,7 @@ import type { Observers } from './events.js';
 import { type DeliveryProbe, envelopeLogFields, type PublishProbe } from './instrumentation.js';
 import type { ResolvedServiceOptions } from './options.js';
 import type { OutboxTransaction } from './outbox.js';
+import { messageKey } from './partitions.js';
 import { validate } from './validate.js';
 
 /** Options of one publish. */
@@ -37,6 +38,13 @@ export interface PublishOptions<Ver extends number = number> {
   /** Wire format of this message. @defaultValue the service's, else the exchange's */
   readonly format?: WireFormat | undefined;
   /**
+   * The message's key, for the odd message whose key the contract cannot compute (see
+   * `EventOptions.key` and docs/scaling.md): a non-empty string or a finite number. It travels
+   * with the message (`tidings-key`), for partitioned consumers, and orders the outbox (below).
+   * @defaultValue the contract's key of the payload, else none
+   */
+  readonly key?: string | number | undefined;
+  /**
    * Write the message into the service's outbox in this transaction (with `tidings/postgres`, the
    * `pg` client on which you ran `BEGIN`) instead of sending it: it is published after, and only
    * if, the transaction commits. The publish resolves once the message is written.
@@ -45,8 +53,10 @@ export interface PublishOptions<Ver extends number = number> {
   readonly tx?: OutboxTransaction | undefined;
   /**
    * With `tx`: messages of one key (say `order:42`) are published in the order their
-   * transactions committed. Ignored without `tx`.
-   * @defaultValue none: no order relative to other messages
+   * transactions committed. Ignored without `tx`. The same concept as `key`: set it only to
+   * order the outbox by something other than the message's key.
+   * @defaultValue the message's key (`key`, else the contract's), else none: no order relative
+   * to other messages
    */
   readonly orderingKey?: string | undefined;
 }
@@ -134,6 +144,7 @@ export class EventPublisher {
     parent: Envelope | undefined,
     cause: DeliveryProbe | undefined,
   ): Promise<Envelope> {
+    const key = messageKey(event.versions[version - 1]!, value, options?.key);
     const id = options?.id ?? uuidv7();
     const traceparent = options?.traceparent;
     let envelope: Envelope = {
@@ -149,6 +160,7 @@ export class EventPublisher {
       traceparent: traceparent ?? parent?.traceparent,
       // The state belongs to the traceparent it came with.
       tracestate: traceparent !== undefined ? options?.tracestate : parent?.tracestate,
+      key,
     };
     const exchange = envelope.exchange;
     const format = options?.format ?? this.service.format ?? event.exchange.format;
@@ -237,7 +249,8 @@ export class EventPublisher {
         `options for service ${JSON.stringify(this.service.name)}`,
       );
     }
-    const key = options.orderingKey;
+    // One key concept: the outbox orders by the message's key unless told otherwise.
+    const key = options.orderingKey ?? envelope.key;
     if (key !== undefined && (typeof key !== 'string' || key.length === 0)) {
       throw new TypeError(`${this.service.name}.publish: orderingKey must be a non-empty string`);
     }

@@ -22,6 +22,7 @@ import {
   resolveServiceOptions,
   type ServiceOptions,
 } from './options.js';
+import { consumedQueues } from './partitions.js';
 import { EventPublisher, type Publish } from './publishing.js';
 
 export type { DeadLetterReason } from '../envelope/envelope.js';
@@ -48,6 +49,7 @@ export type {
   ServiceOptions,
   UnroutablePolicy,
 } from './options.js';
+export type { PartitionOptions } from './partitions.js';
 export type { Publish, PublishOptions } from './publishing.js';
 
 /**
@@ -192,7 +194,13 @@ export class Service {
     }
     const handler = resolveHandler(request, this.options, this.handlers);
     this.handlers.push(handler);
-    this.lanes.push(this.dispatcher.lane(handler));
+    if (handler.partitions) {
+      for (const queue of consumedQueues(handler.queue, handler.partitions)) {
+        this.lanes.push(this.dispatcher.lane(handler, queue));
+      }
+    } else {
+      this.lanes.push(this.dispatcher.lane(handler));
+    }
   }
 
   /** The exchanges, queues and bindings this service needs. */

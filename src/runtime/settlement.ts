@@ -111,7 +111,8 @@ export async function deadLetter(
     [HEADERS.lastFailure]: now,
     [HEADERS.service]: scope.service.name,
     [HEADERS.handler]: h.name,
-    [HEADERS.queue]: h.queue,
+    // The queue it failed in, where a replay sends it: the handler's, or one of its partitions.
+    [HEADERS.queue]: delivery.queue,
     // A replayed message travels through the default exchange: keep where it was first published.
     [HEADERS.originalExchange]: h0[HEADERS.originalExchange] ?? m.exchange,
     [HEADERS.originalRoutingKey]: h0[HEADERS.originalRoutingKey] ?? m.routingKey,

@@ -18,6 +18,7 @@ import {
   type TransportFeatures,
 } from '../transports/transport.js';
 import { uniqueName } from './broker.js';
+import { describePartitionConformance, describePartitionRefusal } from './partitions.js';
 import { needsInnerHash, ROUTING_KEYS, ROUTING_TABLE } from './routing-table.js';
 import { testFollowUpSchema, testOrderSchema } from './schema.js';
 
@@ -70,6 +71,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export function describeTransportConformance(name: string, options: ConformanceOptions): void {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  if (options.features.partitions) describePartitionConformance(name, options);
+  else describePartitionRefusal(name, options);
 
   describe(`transport conformance: ${name}`, () => {
     const opened: Transport[] = [];

@@ -70,3 +70,25 @@ export const testFollowUpSchema: StandardSchemaV1<{ of: number }, { of: number }
     },
   },
 };
+
+/** A keyed test event's payload: the n-th message (`seq`) of a customer. */
+export interface TestKeyed {
+  customer: string;
+  seq: number;
+}
+
+/** A Standard Schema for {@link TestKeyed}, for partitioned subscriptions. */
+export const testKeyedSchema: StandardSchemaV1<TestKeyed, TestKeyed> = {
+  '~standard': {
+    version: 1,
+    vendor: 'tidings-testing',
+    validate(value) {
+      const v = (value ?? {}) as { customer?: unknown; seq?: unknown };
+      const issues: StandardSchemaV1.Issue[] = [];
+      if (typeof v.customer !== 'string') issues.push(issue('expected a string', 'customer'));
+      if (!isInt(v.seq)) issues.push(issue('expected an integer', 'seq'));
+      if (issues.length > 0) return { issues };
+      return { value: { customer: v.customer as string, seq: v.seq as number } };
+    },
+  },
+};

@@ -5,6 +5,7 @@ import {
   type Flows,
   flowsOf,
   type Publication,
+  queueLabel,
   type RoutedVersion,
   type ServiceInput,
   type Subscription,
@@ -125,20 +126,21 @@ function messageOf(v: RoutedVersion): JsonSchema {
     title: `${v.exchange}.${v.event.name}, version ${v.version.version}`,
     summary: `The ${v.event.name} event of ${v.exchange}, version ${v.version.version}.${upcast}`,
     contentType: 'application/json',
-    headers: headersOf(v.routingKey),
+    headers: headersOf(v.routingKey, v.version.key !== undefined),
     payload: { $ref: `#/components/schemas/${v.routingKey}` },
     bindings: { amqp: { messageType: v.routingKey, bindingVersion: AMQP_BINDING } },
   };
 }
 
-function headersOf(routingKey: string): JsonSchema {
+function headersOf(routingKey: string, keyed: boolean): JsonSchema {
   const text = (description: string) => ({ type: 'string', description });
+  const required = [HEADERS.specversion, HEADERS.id, HEADERS.source, HEADERS.type, HEADERS.time];
   return {
     type: 'object',
     description:
       'CloudEvents 1.0 attributes (binary mode) in the AMQP headers table. The same values are ' +
       'also in the AMQP properties message_id, type, app_id and timestamp.',
-    required: [HEADERS.specversion, HEADERS.id, HEADERS.source, HEADERS.type, HEADERS.time],
+    required: keyed ? [...required, HEADERS.key, HEADERS.bucket] : required,
     properties: {
       [HEADERS.specversion]: { type: 'string', const: '1.0', description: 'CloudEvents version.' },
       [HEADERS.id]: text('Message id, a UUIDv7; kept across retries and replays.'),
@@ -152,6 +154,19 @@ function headersOf(routingKey: string): JsonSchema {
       [HEADERS.traceparent]: text('W3C trace context, when the publisher had one.'),
       [HEADERS.tracestate]: text('W3C trace state that goes with traceparent, when there is one.'),
       [HEADERS.causationId]: text('Id of the message whose handler published this one.'),
+      ...(keyed
+        ? {
+            [HEADERS.key]: text(
+              "The event's key (from its contract): what partitioned consumers keep in order.",
+            ),
+            [HEADERS.bucket]: {
+              type: 'string',
+              pattern: '^([0-9]|[1-5][0-9]|6[0-3])$',
+              description:
+                "The key's bucket, 0 to 63: FNV-1a of its UTF-8 bytes, halves XORed, modulo 64.",
+            },
+          }
+        : {}),
     },
   };
 }
@@ -260,5 +275,14 @@ function receiveOperation(s: Subscription, v: RoutedVersion, patterns: string[])
     'x-tidings-queue': s.queue,
     'x-tidings-bindings': patterns.map((pattern) => ({ exchange: s.exchange, pattern })),
     'x-tidings-handler-version': handlerVersion,
+    ...(s.partitions === undefined
+      ? {}
+      : {
+          'x-tidings-partitions': s.partitions,
+          description:
+            `Spread over ${s.partitions} partition queues (${queueLabel(s)}): each key's ` +
+            'messages (tidings-key) in one of them, in order, one at a time, with one active ' +
+            'consumer per partition.',
+        }),
   };
 }

@@ -39,6 +39,19 @@ export interface Subscription {
   readonly accepted: readonly RoutedVersion[];
   /** For each accepted event (`<exchange>.<event>`), the version the handler is written against. */
   readonly handlerVersions: ReadonlyMap<string, number>;
+  /** For a partitioned handler: its count of partitions (`<queue>.p0` …), by the events' key. */
+  readonly partitions?: number | undefined;
+}
+
+/**
+ * A subscription's queue as people read it: `billing.order.submit`, or for a partitioned handler
+ * `billing.order.submit.p0…p7 (8 partitions by key)`.
+ */
+export function queueLabel(s: Subscription): string {
+  if (s.partitions === undefined) return s.queue;
+  const last = s.partitions - 1;
+  const range = last === 0 ? `${s.queue}.p0` : `${s.queue}.p0…p${last}`;
+  return `${range} (${s.partitions} partition${s.partitions === 1 ? '' : 's'} by key)`;
 }
 
 /** Who publishes and who consumes what: the input of AsyncAPI and the topology pictures. */
@@ -145,6 +158,7 @@ function subscriptionsOf(
         routed,
         accepted,
         handlerVersions,
+        ...(handler.partitions ? { partitions: handler.partitions.count } : {}),
       };
     });
   });

@@ -3,6 +3,7 @@ import {
   conversion,
   type Flows,
   type Publication,
+  queueLabel,
   type RoutedVersion,
   type Subscription,
 } from './flows.js';
@@ -216,7 +217,11 @@ function consumerNodes(flows: Flows, rank: ReadonlyMap<string, number>): Consume
     .map(([service, queues]) => ({
       service,
       rows: [...queues.entries()]
-        .map(([queue, bindings]) => ({ queue, bindings, box: { x: 0, y: 0, w: 0, h: 0 } }))
+        .map(([queue, bindings]) => ({
+          queue: bindings[0] ? queueLabel(bindings[0]) : queue,
+          bindings,
+          box: { x: 0, y: 0, w: 0, h: 0 },
+        }))
         .sort((a, b) => rowRank(a) - rowRank(b) || compare(a.queue, b.queue)),
       box: { x: 0, y: 0, w: 0, h: 0 },
     }))

@@ -3,6 +3,7 @@ import {
   conversion,
   type Flows,
   flowsOf,
+  queueLabel,
   type RoutedVersion,
   type ServiceInput,
   type Subscription,
@@ -83,7 +84,7 @@ function routingKeyLines(flows: Flows, v: RoutedVersion): string[] {
 }
 
 function queueNote(s: Subscription, v: RoutedVersion): string {
-  return `(queue ${s.queue}, binding ${s.pattern}${conversion(s, v)})`;
+  return `(queue ${queueLabel(s)}, binding ${s.pattern}${conversion(s, v)})`;
 }
 
 function rejectionNote(s: Subscription, v: RoutedVersion): string {
@@ -92,7 +93,7 @@ function rejectionNote(s: Subscription, v: RoutedVersion): string {
     target === undefined
       ? 'unknown-event: the handler does not take this event'
       : `unsupported-version: the handler reads up to v${target}`;
-  return `(queue ${s.queue}, binding ${s.pattern}: ${reason})`;
+  return `(queue ${queueLabel(s)}, binding ${s.pattern}: ${reason})`;
 }
 
 function serviceLines(flows: Flows, service: string): string[] {
@@ -102,7 +103,7 @@ function serviceLines(flows: Flows, service: string): string[] {
   if (published.length > 0) {
     lines.push(`  publishes  ${published.map((p) => p.routingKey).join(', ')}`);
   }
-  const queueWidth = Math.max(0, ...subscriptions.map((s) => s.queue.length));
+  const queueWidth = Math.max(0, ...subscriptions.map((s) => queueLabel(s).length));
   const bindingWidth = Math.max(
     0,
     ...subscriptions.map((s) => s.exchange.length + s.pattern.length),
@@ -110,7 +111,9 @@ function serviceLines(flows: Flows, service: string): string[] {
   for (const s of subscriptions) {
     const keys = s.accepted.map((v) => v.routingKey).join(', ') || 'nothing known';
     const binding = `${s.exchange} by ${s.pattern}`.padEnd(bindingWidth + 4);
-    lines.push(`  queue      ${s.queue.padEnd(queueWidth)}  bound to ${binding}  accepts ${keys}`);
+    lines.push(
+      `  queue      ${queueLabel(s).padEnd(queueWidth)}  bound to ${binding}  accepts ${keys}`,
+    );
   }
   if (lines.length === 1) lines.push('  declares no publishes and no handlers');
   return lines;
@@ -126,9 +129,10 @@ export function topologyMermaid(flows: Flows): string {
   for (const exchange of flows.exchanges) {
     lines.push(`  ${ids.of('exchange', exchange)}{{"${label(`exchange ${exchange}`)}"}}`);
   }
-  const queues = new Map(flows.subscriptions.map((s) => [s.queue, s.service]));
-  for (const [queue, service] of queues) {
-    lines.push(`  ${ids.of('queue', queue)}[("${label(queue)}")]`);
+  const queues = new Map(flows.subscriptions.map((s) => [s.queue, s]));
+  for (const [queue, s] of queues) {
+    const service = s.service;
+    lines.push(`  ${ids.of('queue', queue)}[("${label(queueLabel(s))}")]`);
     lines.push(`  ${ids.of('queue', queue)} -.-> ${ids.of('service', service)}`);
   }
   for (const p of flows.publications) {

@@ -1,3 +1,4 @@
+import { bucketsOfPartition } from '../contracts/key.js';
 import type { HeaderValue, IncomingMessage, OutgoingMessage } from '../envelope/envelope.js';
 
 /**
@@ -126,6 +127,16 @@ export interface QueueSpec {
   /** `<service>.<exchange>.<event>`. A permanent identifier: renaming it strands its messages. */
   readonly name: string;
   readonly bindings: readonly { readonly exchange: string; readonly pattern: string }[];
+  /**
+   * Spread the queue over this many partition queues, `<name>.p0` … (see
+   * {@link partitionQueueName}), instead of one queue `<name>`: every message matching the
+   * bindings goes to exactly one partition, chosen by its key's bucket (`tidings-bucket`);
+   * messages without a bucket go to partition 0. Each partition has at most one active consumer
+   * at a time (a second consumer waits as a standby), and they share one dead-letter queue,
+   * `<name>.dlq`. Needs `TransportFeatures.partitions`. See docs/scaling.md.
+   * @defaultValue undefined: one queue
+   */
+  readonly partitions?: number | undefined;
 }
 
 /**
@@ -138,6 +149,38 @@ export const DEFAULT_EXCHANGE = '';
 /** The name of a queue's dead-letter queue. */
 export function deadLetterQueueName(queue: string): string {
   return `${queue}.dlq`;
+}
+
+/** The name of partition `index` of a partitioned queue: `<queue>.p<index>`. A permanent name. */
+export function partitionQueueName(queue: string, index: number): string {
+  return `${queue}.p${index}`;
+}
+
+/**
+ * The exchange that splits a partitioned queue's messages over its partitions by bucket:
+ * `<queue>.partition.<count>`. Its count is in its name, so changing the count makes a new one
+ * (and the old one is deleted once the new one is bound): no old binding survives to deliver a
+ * key to two partitions.
+ */
+export function partitionExchangeName(queue: string, count: number): string {
+  return `${queue}.partition.${count}`;
+}
+
+/**
+ * Where messages without a bucket go: `<queue>.unkeyed`, which feeds partition 0 (a producer that
+ * knows nothing of keys, such as a Celery worker, still reaches the handler; such messages stay
+ * in order among themselves).
+ */
+export function unkeyedExchangeName(queue: string): string {
+  return `${queue}.unkeyed`;
+}
+
+/**
+ * The buckets each partition of a `count`-partition queue receives: `result[i]` lists partition
+ * i's. The assignment is the contracts' (`partitionOfBucket`), the same on every transport.
+ */
+export function partitionBuckets(count: number): number[][] {
+  return Array.from({ length: count }, (_, i) => bucketsOfPartition(i, count));
 }
 
 /** How a publish ended, when it did not fail. */
@@ -158,6 +201,14 @@ export interface Consumer {
    * out may still be settled afterwards.
    */
   cancel(): Promise<void>;
+  /**
+   * Stops the consumer and gives every delivery it has not settled back to its queue at once, in
+   * their original places, before another consumer can take them; with a single active consumer
+   * (a partition), before the next consumer becomes active, so it starts where this one stopped.
+   * Settling such a delivery afterwards does nothing. Used to hand a partition over in order.
+   * Optional: without it the runtime cancels and requeues one delivery at a time.
+   */
+  release?(): Promise<void>;
 }
 
 /**
@@ -183,8 +234,8 @@ export interface Delivery {
   retry(delayMs: number, headers: Record<string, HeaderValue>): Promise<void>;
   /**
    * Handling is impossible: the message, body and headers unchanged plus `headers`, moves to
-   * the queue's dead-letter queue (`<queue>.dlq`). The original is acknowledged once the copy is
-   * safely stored.
+   * the queue's dead-letter queue (`<queue>.dlq`; for a partition, its partitioned queue's
+   * shared one). The original is acknowledged once the copy is safely stored.
    */
   deadLetter(headers: Record<string, HeaderValue>): Promise<void>;
   /** Gives the message back to the queue untouched, for another delivery (used on shutdown). */
@@ -208,4 +259,11 @@ export interface TransportFeatures {
    * far above anything the suite sends). The suite tests the runtime's `oversize` limit below it.
    */
   readonly maxMessageBytes: number;
+  /**
+   * Partitioned queues (`QueueSpec.partitions`): routing by bucket to one partition, the
+   * unkeyed fallback to partition 0, one active consumer per partition, a shared dead-letter
+   * queue (see docs/scaling.md). Where false, `declare` refuses a partitioned queue with
+   * `UnsupportedBindingError` before anything is created.
+   */
+  readonly partitions: boolean;
 }

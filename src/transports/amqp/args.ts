@@ -19,7 +19,7 @@ export interface QueueArgumentOptions {
 }
 
 /** `x-` arguments of a queue declaration, as amqplib sends them. */
-export type QueueArguments = Readonly<Record<string, string | number>>;
+export type QueueArguments = Readonly<Record<string, string | number | boolean>>;
 
 /*
  * Every RabbitMQ `x-` argument Tidings uses is produced in this module, so the wire contract with
@@ -76,6 +76,36 @@ export function deadLetterQueueArguments(o: QueueArgumentOptions): QueueArgument
  */
 export function retryQueueArguments(queue: string, o: QueueArgumentOptions): QueueArguments {
   return { ...typeArgument(o), ...deadLetterArguments(queue, o) };
+}
+
+/**
+ * A partition of a partitioned queue (`<queue>.p<i>`): a work queue whose dead letters go to the
+ * partitioned queue's shared `<queue>.dlq`, with a single active consumer (`x-single-active-
+ * consumer`), so that however many replicas consume it, one at a time receives its messages, in
+ * order, and the next takes over (with what was unacknowledged) when it goes.
+ */
+export function partitionQueueArguments(
+  deadLetterQueue: string,
+  o: QueueArgumentOptions,
+): QueueArguments {
+  const args: Record<string, string | number | boolean> = {
+    ...typeArgument(o),
+    ...deadLetterArguments(deadLetterQueue, o),
+    'x-single-active-consumer': true,
+  };
+  if (o.queueType === 'quorum' && o.deliveryLimit !== undefined) {
+    args['x-delivery-limit'] = o.deliveryLimit;
+  }
+  return args;
+}
+
+/**
+ * The headers exchange of a partitioned queue (`<queue>.partition.<n>`): what matches none of
+ * its bucket bindings (a message without `tidings-bucket`) goes to its alternate exchange,
+ * `<queue>.unkeyed`, instead of being dropped.
+ */
+export function partitionExchangeArguments(unkeyedExchange: string): QueueArguments {
+  return { 'alternate-exchange': unkeyedExchange };
 }
 
 /**

@@ -23,6 +23,7 @@ if (await brokerReachable(hostname, Number(port || 5672), 'RabbitMQ')) {
         multiProcess: true,
         innerHash: true,
         maxMessageBytes: 128 * 1024 * 1024,
+        partitions: true,
       },
     });
   }

@@ -38,6 +38,8 @@ export class ManagedConnection {
   private attempt = 0;
   private everConnected = false;
   private firstAttemptAt = 0;
+  /** The node of `options.endpoints` the next attempt goes to. */
+  private endpoint = 0;
   private warnedNoCoalescing = false;
 
   constructor(
@@ -46,6 +48,21 @@ export class ManagedConnection {
     private readonly events: TypedEvents<AmqpTransportEvents>,
     private readonly hooks: ConnectionHooks,
   ) {}
+
+  /** The node being connected to, or connected. */
+  private get target() {
+    return this.options.endpoints[this.endpoint] ?? this.options.endpoints[0]!;
+  }
+
+  /** The URL (password hidden) of the node connected to, or being tried. */
+  get displayUrl(): string {
+    return this.target.displayUrl;
+  }
+
+  /** Moves to the next node of a cluster (nothing changes for a single one). */
+  private nextEndpoint(): void {
+    this.endpoint = (this.endpoint + 1) % this.options.endpoints.length;
+  }
 
   /** The open connection, or undefined while there is none. */
   get current(): ChannelModel | undefined {
@@ -117,7 +134,9 @@ export class ManagedConnection {
       connection = await this.open();
     } catch (error) {
       if (this.state === 'closed') return;
-      this.failedAttempt(this.sanitize(error));
+      const failure = this.sanitize(error);
+      const tried = this.target.displayUrl;
+      this.failedAttempt(failure, tried);
       return;
     }
     if (this.state === 'closed') {
@@ -138,10 +157,10 @@ export class ManagedConnection {
       this.events.emit('blocked', { connection: this.role, reason: String(reason) });
     });
     connection.on('unblocked', () => this.events.emit('unblocked', { connection: this.role }));
-    this.options.logger.info(`${this.role} connection open to ${this.options.displayUrl}`);
+    this.options.logger.info(`${this.role} connection open to ${this.displayUrl}`);
     this.events.emit('connected', {
       connection: this.role,
-      url: this.options.displayUrl,
+      url: this.displayUrl,
       reconnected,
     });
     try {
@@ -154,12 +173,14 @@ export class ManagedConnection {
     }
   }
 
-  private failedAttempt(error: Error): void {
+  private failedAttempt(error: Error, tried: string): void {
     const permanent = isPermanent(error);
     const elapsed = Date.now() - this.firstAttemptAt;
+    // The next attempt goes to the next node of a cluster.
+    this.nextEndpoint();
     if (!this.everConnected && (permanent || elapsed >= this.options.connectTimeoutMs)) {
       const failure = new ConnectionError(
-        `Cannot connect to RabbitMQ at ${this.options.displayUrl} (${this.role} connection)` +
+        `Cannot connect to RabbitMQ at ${tried} (${this.role} connection)` +
           `${permanent ? '' : ` within ${this.options.connectTimeoutMs} ms`}: ${error.message}`,
         { cause: error },
       );
@@ -178,7 +199,7 @@ export class ManagedConnection {
     }
     if (this.everConnected && this.attempt === 1) {
       this.options.logger.warn(
-        `cannot reach RabbitMQ at ${this.options.displayUrl} (${this.role} connection): ${error.message}; retrying`,
+        `cannot reach RabbitMQ at ${tried} (${this.role} connection): ${error.message}; retrying`,
       );
     }
     this.events.emit('reconnecting', {
@@ -198,11 +219,11 @@ export class ManagedConnection {
     this.state = 'reconnecting';
     const safe = error ? this.sanitize(error) : undefined;
     this.options.logger.warn(
-      `lost the ${this.role} connection to ${this.options.displayUrl}${safe ? `: ${safe.message}` : ''}; reconnecting`,
+      `lost the ${this.role} connection to ${this.displayUrl}${safe ? `: ${safe.message}` : ''}; reconnecting`,
     );
     this.events.emit('disconnected', {
       connection: this.role,
-      url: this.options.displayUrl,
+      url: this.displayUrl,
       error: safe,
     });
     try {
@@ -211,6 +232,8 @@ export class ManagedConnection {
       this.reportError(e, `handling the loss of the ${this.role} connection`);
     }
     this.attempt = 0;
+    // The node that was lost is likely down: start with the next one of a cluster.
+    this.nextEndpoint();
     void this.tryConnect();
   }
 
@@ -239,8 +262,8 @@ export class ManagedConnection {
     const o = this.options;
     const target: Options.Connect = {
       protocol: o.protocol,
-      hostname: o.hostname,
-      port: o.port,
+      hostname: this.target.hostname,
+      port: this.target.port,
       username: o.username,
       password: o.password,
       vhost: o.vhost,

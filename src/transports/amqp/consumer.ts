@@ -1,12 +1,7 @@
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import { HEADERS, type HeaderValue, type IncomingMessage } from '../../envelope/envelope.js';
 import { MessageEncodingError, PublishRejectedError, StateError } from '../../errors.js';
-import {
-  type Consumer,
-  type Delivery,
-  deadLetterQueueName,
-  type PublishOutcome,
-} from '../transport.js';
+import type { Consumer, Delivery, PublishOutcome } from '../transport.js';
 import { closeQuietly as closeChannel, type ManagedConnection } from './connection.js';
 import type { AmqpTransportEvents, TypedEvents } from './events.js';
 import { AMQPLIB_TABLE_BYTES, trimHeaders } from './fit.js';
@@ -26,6 +21,8 @@ export interface ConsumerHost {
   ensureRetryQueue(queue: string, level: number, force: boolean): Promise<void>;
   /** Declares `<queue>.dlq` when `force` (it is declared with its work queue otherwise). */
   ensureDeadLetterQueue(queue: string, force: boolean): Promise<void>;
+  /** The dead-letter queue of `queue`: `<queue>.dlq`, or a partition's shared one. */
+  deadLetterQueueOf(queue: string): string;
   /** Whether this transport declared `queue`, so it may re-declare it. */
   knows(queue: string): boolean;
   /** Re-declares `queue` with its dead-letter queue and bindings. */
@@ -102,6 +99,21 @@ export class AmqpConsumer implements Consumer {
     const handle = this.handle;
     if (handle && this.tag) await this.cancelOnBroker(handle, this.tag);
     if (handle && handle.unsettled === 0) await closeHandle(handle);
+  }
+
+  /**
+   * Closes the consumer's channel without cancelling first: RabbitMQ returns every unacknowledged
+   * delivery to the queue in its place, and only then makes the next consumer of a
+   * single-active-consumer queue the active one. Deliveries still held settle quietly.
+   */
+  async release(): Promise<void> {
+    if (this.cancelled && !this.handle) return;
+    this.cancelled = true;
+    this.host.forget(this);
+    const handle = this.handle;
+    this.handle = undefined;
+    this.tag = undefined;
+    if (handle) await closeHandle(handle);
   }
 
   private async cancelOnBroker(handle: ChannelHandle, tag: string): Promise<void> {
@@ -284,7 +296,7 @@ export class AmqpDelivery implements Delivery {
     const queue = this.consumer.queue;
     const merged: Record<string, HeaderValue> = { ...this.raw.properties.headers, ...headers };
     await this.park(
-      deadLetterQueueName(queue),
+      this.consumer.host.deadLetterQueueOf(queue),
       copyOptions(this.raw, merged),
       (force) => this.consumer.host.ensureDeadLetterQueue(queue, force),
       (error) => this.unencodable(error, merged, headers, 'dead-letter'),
@@ -388,7 +400,7 @@ export class AmqpDelivery implements Delivery {
       headers[HEADERS.lastFailure] = now;
       headers[HEADERS.queue] = queue;
     }
-    const target = deadLetterQueueName(queue);
+    const target = host.deadLetterQueueOf(queue);
     try {
       await this.copyTo(target, copyOptions(this.raw, headers), (force) =>
         host.ensureDeadLetterQueue(queue, force),

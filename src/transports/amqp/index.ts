@@ -5,6 +5,7 @@
 export type { QueueArgumentOptions, QueueArguments, QueueType } from './args.js';
 export type { AmqpTransportEvents, ConnectionRole, Unsubscribe } from './events.js';
 export type {
+  AmqpEndpoint,
   AmqpTlsOptions,
   AmqpTransportOptions,
   ReconnectOptions,
@@ -12,6 +13,7 @@ export type {
 } from './options.js';
 export {
   type Declaration,
+  type ExchangeType,
   MAX_RETRY_LEVEL,
   planTopology,
   retryLevel,

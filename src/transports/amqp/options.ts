@@ -57,6 +57,15 @@ export interface AmqpTransportOptions {
    * @defaultValue `amqp://guest:guest@localhost:5672/`
    */
   readonly url?: string;
+  /**
+   * Several nodes of one RabbitMQ cluster, tried in turn: the first connection starts with the
+   * first one; each failed attempt moves to the next; after a lost connection the transport
+   * starts with the node after the one it lost (see docs/rabbitmq.md, "On a cluster"). Every
+   * URL must have the same protocol; credentials, vhost and query come from the first. Instead
+   * of a list, `url` may name several hosts: `amqp://user:pass@node1:5672,node2:5672/vhost`.
+   * @defaultValue `[url]`
+   */
+  readonly urls?: readonly string[];
   /** Overrides the user name of the URL. */
   readonly username?: string;
   /** Overrides the password of the URL (handy when it comes from a secret store). */
@@ -135,11 +144,22 @@ export interface AmqpTransportOptions {
   readonly logger?: Logger;
 }
 
+/** One node the transport may connect to. */
+export interface AmqpEndpoint {
+  readonly hostname: string;
+  readonly port: number;
+  /** This node's URL to show in messages: the password replaced by `***`. */
+  readonly displayUrl: string;
+}
+
 /** Options with every default applied and the URL taken apart. */
 export interface ResolvedAmqpOptions {
   readonly protocol: 'amqp' | 'amqps';
+  /** The first node's host and port (see `endpoints` for all of them). */
   readonly hostname: string;
   readonly port: number;
+  /** Every node to try, in order (one unless `urls` or a multi-host `url` named several). */
+  readonly endpoints: readonly AmqpEndpoint[];
   readonly username: string;
   readonly password: string;
   readonly vhost: string;
@@ -168,7 +188,15 @@ const DEFAULT_URL = 'amqp://guest:guest@localhost:5672/';
 export function resolveAmqpOptions(input: string | AmqpTransportOptions = {}): ResolvedAmqpOptions {
   const options: AmqpTransportOptions = typeof input === 'string' ? { url: input } : (input ?? {});
   const problems: string[] = [];
-  const rawUrl = options.url ?? DEFAULT_URL;
+  let list: string[];
+  if (options.urls !== undefined) {
+    if (!Array.isArray(options.urls) || options.urls.length === 0) {
+      problems.push('urls must be a non-empty list of amqp:// or amqps:// URLs');
+      list = [DEFAULT_URL];
+    } else list = options.urls.flatMap((u) => splitHosts(String(u)));
+    if (options.url !== undefined) problems.push('give url or urls, not both');
+  } else list = splitHosts(options.url ?? DEFAULT_URL);
+  const rawUrl = list[0]!;
   let url: URL | undefined;
   try {
     url = new URL(rawUrl);
@@ -226,6 +254,18 @@ export function resolveAmqpOptions(input: string | AmqpTransportOptions = {}): R
   if (options.tls && protocol !== 'amqps') {
     problems.push('tls options need an amqps:// URL');
   }
+  const others: URL[] = [];
+  for (const raw of list.slice(1)) {
+    try {
+      const other = new URL(raw);
+      if (other.protocol !== url?.protocol) {
+        problems.push(`every URL must use the protocol of the first (got ${redactUrl(raw)})`);
+      }
+      others.push(other);
+    } catch {
+      problems.push(`url is not a URL: ${redactUrl(raw)}`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems, 'RabbitMQ transport options');
 
   const u = url!;
@@ -240,14 +280,23 @@ export function resolveAmqpOptions(input: string | AmqpTransportOptions = {}): R
     options.connectionName ??
     query?.get('connection_name') ??
     `tidings ${hostname()}:${process.pid}`;
-  const display = new URL(`${protocol}://${u.host || 'localhost'}/`);
-  display.username = encodeURIComponent(username);
-  if (password) display.password = '***';
-  if (vhost !== '/') display.pathname = `/${encodeURIComponent(vhost)}`;
+  const endpointOf = (v: URL): AmqpEndpoint => {
+    const display = new URL(`${protocol}://${v.host || 'localhost'}/`);
+    display.username = encodeURIComponent(username);
+    if (password) display.password = '***';
+    if (vhost !== '/') display.pathname = `/${encodeURIComponent(vhost)}`;
+    return {
+      hostname: v.hostname.replace(/^\[|\]$/g, '') || 'localhost',
+      port: v.port ? Number(v.port) : protocol === 'amqps' ? 5671 : 5672,
+      displayUrl: display.toString(),
+    };
+  };
+  const endpoints = [u, ...others].map(endpointOf);
   return {
     protocol,
     hostname: host,
     port,
+    endpoints,
     username,
     password,
     vhost,
@@ -263,8 +312,21 @@ export function resolveAmqpOptions(input: string | AmqpTransportOptions = {}): R
     reconnect,
     fastPublish: options.fastPublish ?? true,
     logger: options.logger ?? consoleLogger('tidings amqp'),
-    displayUrl: display.toString(),
+    displayUrl: endpoints[0]!.displayUrl,
   };
+}
+
+/**
+ * `amqp://u:p@a:1,b:2/vh` -> `amqp://u:p@a:1/vh`, `amqp://u:p@b:2/vh`; a URL naming one host is
+ * returned as it is.
+ */
+function splitHosts(raw: string): string[] {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*@)?([^/?#]*)(.*)$/is.exec(raw);
+  if (!m || !m[3]!.includes(',')) return [raw];
+  return m[3]!
+    .split(',')
+    .filter((h) => h.length > 0)
+    .map((h) => `${m[1]}${m[2] ?? ''}${h}${m[4]}`);
 }
 
 function checkInt(problems: string[], name: string, value: unknown, min: number): void {

@@ -1,9 +1,20 @@
 import type { Channel } from 'amqplib';
-import type { HeaderValue } from '../../envelope/envelope.js';
+import { MAX_PARTITIONS } from '../../contracts/key.js';
+import { HEADERS, type HeaderValue } from '../../envelope/envelope.js';
 import { BrokerOperationError, TopologyConflictError } from '../../errors.js';
-import { deadLetterQueueName, type Topology } from '../transport.js';
+import {
+  deadLetterQueueName,
+  partitionBuckets,
+  partitionExchangeName,
+  partitionQueueName,
+  type QueueSpec,
+  type Topology,
+  unkeyedExchangeName,
+} from '../transport.js';
 import {
   deadLetterQueueArguments,
+  partitionExchangeArguments,
+  partitionQueueArguments,
   type QueueArgumentOptions,
   type QueueArguments,
   retryQueueArguments,
@@ -38,13 +49,22 @@ export function retryLevel(attempts: HeaderValue): number {
   return Math.min(MAX_RETRY_LEVEL, Math.max(1, n));
 }
 
-/** One thing to create on the broker. */
+/** The exchange types Tidings declares. */
+export type ExchangeType = 'topic' | 'headers' | 'fanout';
+
+/** One thing to create on the broker (or, for `exchange-delete`, to remove). */
 export type Declaration =
-  | { readonly kind: 'exchange'; readonly name: string }
+  | {
+      readonly kind: 'exchange';
+      readonly name: string;
+      /** @defaultValue 'topic' */
+      readonly type?: ExchangeType;
+      readonly arguments?: QueueArguments;
+    }
   | {
       readonly kind: 'queue';
       readonly name: string;
-      readonly role: 'work' | 'dead-letter' | 'retry';
+      readonly role: 'work' | 'dead-letter' | 'retry' | 'partition';
       readonly arguments: QueueArguments;
     }
   | {
@@ -52,7 +72,16 @@ export type Declaration =
       readonly queue: string;
       readonly exchange: string;
       readonly pattern: string;
-    };
+      /** A headers exchange's match arguments (`x-match` and the headers). */
+      readonly arguments?: Readonly<Record<string, string>>;
+    }
+  | {
+      readonly kind: 'exchange-binding';
+      readonly destination: string;
+      readonly source: string;
+      readonly pattern: string;
+    }
+  | { readonly kind: 'exchange-delete'; readonly name: string };
 
 /**
  * Everything a topology means on RabbitMQ, in the order it must be declared: durable topic
@@ -70,6 +99,10 @@ export function planTopology(
   for (const q of topology.queues) for (const b of q.bindings) exchanges.add(b.exchange);
   for (const name of exchanges) out.push({ kind: 'exchange', name });
   for (const q of topology.queues) {
+    if (q.partitions !== undefined) {
+      out.push(...planPartitions(q, q.partitions, o, retryLevels));
+      continue;
+    }
     // The work queue first: if it exists with other arguments (the usual drift), nothing of this
     // queue has been created when the declaration fails.
     out.push({
@@ -85,6 +118,95 @@ export function planTopology(
     }
   }
   return out;
+}
+
+/**
+ * A partitioned queue (`QueueSpec.partitions`) on RabbitMQ, without a plugin:
+ *
+ * - `<queue>.p0` … `<queue>.p<n-1>`: work queues with a single active consumer, dead-lettering
+ *   to the shared `<queue>.dlq` (declared first, since the partitions name it);
+ * - `<queue>.unkeyed`: a fanout exchange feeding `<queue>.p0`;
+ * - `<queue>.partition.<n>`: a headers exchange, alternate exchange `<queue>.unkeyed`, with one
+ *   binding per bucket (`x-match: all`, `tidings-bucket: "<b>"`) to the bucket's partition;
+ * - exchange-to-exchange bindings from each event exchange to it, with the queue's patterns;
+ * - last, the deletion of the partition exchanges of every other count (so a changed count never
+ *   leaves an old exchange delivering the same message to a second partition). Deleting an
+ *   exchange that does not exist is not an error.
+ */
+function planPartitions(
+  q: QueueSpec,
+  count: number,
+  o: QueueArgumentOptions,
+  retryLevels: (queue: string) => Iterable<number>,
+): Declaration[] {
+  const out: Declaration[] = [];
+  const dlq = deadLetterQueueName(q.name);
+  const unkeyed = unkeyedExchangeName(q.name);
+  const split = partitionExchangeName(q.name, count);
+  out.push(deadLetterQueueDeclaration(q.name, o));
+  const buckets = partitionBuckets(count);
+  for (let i = 0; i < count; i++) {
+    const name = partitionQueueName(q.name, i);
+    out.push({
+      kind: 'queue',
+      name,
+      role: 'partition',
+      arguments: partitionQueueArguments(dlq, o),
+    });
+    for (const level of retryLevels(name)) out.push(retryQueueDeclaration(name, level, o));
+  }
+  out.push({ kind: 'exchange', name: unkeyed, type: 'fanout' });
+  out.push({
+    kind: 'binding',
+    queue: partitionQueueName(q.name, 0),
+    exchange: unkeyed,
+    pattern: '',
+  });
+  out.push({
+    kind: 'exchange',
+    name: split,
+    type: 'headers',
+    arguments: partitionExchangeArguments(unkeyed),
+  });
+  buckets.forEach((list, i) => {
+    for (const bucket of list) {
+      out.push({
+        kind: 'binding',
+        queue: partitionQueueName(q.name, i),
+        exchange: split,
+        pattern: '',
+        arguments: { 'x-match': 'all', [HEADERS.bucket]: String(bucket) },
+      });
+    }
+  });
+  for (const b of q.bindings) {
+    out.push({
+      kind: 'exchange-binding',
+      destination: split,
+      source: b.exchange,
+      pattern: b.pattern,
+    });
+  }
+  for (let other = 1; other <= MAX_PARTITIONS; other++) {
+    if (other !== count) {
+      out.push({ kind: 'exchange-delete', name: partitionExchangeName(q.name, other) });
+    }
+  }
+  return out;
+}
+
+/**
+ * Every queue a partitioned queue may come with, for deletion: each partition with its retry
+ * levels, and the shared dead-letter queue.
+ */
+export function partitionedQueuesOf(queue: string, count: number): string[] {
+  const names = [deadLetterQueueName(queue)];
+  for (let i = 0; i < count; i++) {
+    const p = partitionQueueName(queue, i);
+    names.push(p);
+    for (let level = 1; level <= MAX_RETRY_LEVEL; level++) names.push(retryQueueName(p, level));
+  }
+  return names;
 }
 
 /** The declaration of `<queue>.retry.<level>`. */
@@ -158,22 +280,32 @@ function shapeOf(d: Declaration & { kind: 'queue' }): QueueShape {
 
 async function declareOne(channel: Channel, d: Declaration, shape?: QueueShape): Promise<void> {
   if (d.kind === 'exchange') {
-    await channel.assertExchange(d.name, 'topic', {
+    await channel.assertExchange(d.name, d.type ?? 'topic', {
       durable: true,
       autoDelete: false,
       internal: false,
+      ...(d.arguments ? { arguments: { ...d.arguments } } : {}),
     });
   } else if (d.kind === 'queue') {
     await channel.assertQueue(d.name, shape ?? shapeOf(d));
+  } else if (d.kind === 'binding') {
+    await channel.bindQueue(d.queue, d.exchange, d.pattern, d.arguments);
+  } else if (d.kind === 'exchange-binding') {
+    await channel.bindExchange(d.destination, d.source, d.pattern);
   } else {
-    await channel.bindQueue(d.queue, d.exchange, d.pattern);
+    await channel.deleteExchange(d.name);
   }
 }
 
 function describe(d: Declaration): string {
-  if (d.kind === 'exchange') return `declare exchange "${d.name}"`;
+  if (d.kind === 'exchange') return `declare ${d.type ?? 'topic'} exchange "${d.name}"`;
   if (d.kind === 'queue') return `declare ${d.role} queue "${d.name}"`;
-  return `bind queue "${d.queue}" to exchange "${d.exchange}" with "${d.pattern}"`;
+  if (d.kind === 'exchange-binding') {
+    return `bind exchange "${d.destination}" to exchange "${d.source}" with "${d.pattern}"`;
+  }
+  if (d.kind === 'exchange-delete') return `delete exchange "${d.name}"`;
+  const args = d.arguments ? ` and ${JSON.stringify(d.arguments)}` : '';
+  return `bind queue "${d.queue}" to exchange "${d.exchange}" with "${d.pattern}"${args}`;
 }
 
 async function declarationError(

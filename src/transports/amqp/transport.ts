@@ -5,17 +5,21 @@ import type {
   OutgoingMessage,
 } from '../../envelope/envelope.js';
 import { StateError } from '../../errors.js';
-import type {
-  ConsumeOptions,
-  Consumer,
-  Delivery,
-  PublishOutcome,
-  QueueSpec,
-  QueueStats,
-  Tap,
-  TapOptions,
-  Topology,
-  Transport,
+import {
+  type ConsumeOptions,
+  type Consumer,
+  type Delivery,
+  deadLetterQueueName,
+  type PublishOutcome,
+  partitionExchangeName,
+  partitionQueueName,
+  type QueueSpec,
+  type QueueStats,
+  type Tap,
+  type TapOptions,
+  type Topology,
+  type Transport,
+  unkeyedExchangeName,
 } from '../transport.js';
 import type { QueueArgumentOptions } from './args.js';
 import { closeQuietly, ManagedConnection, sanitizeError } from './connection.js';
@@ -33,6 +37,7 @@ import {
   brokerError,
   type Declaration,
   deadLetterQueueDeclaration,
+  partitionedQueuesOf,
   planTopology,
   queuesOf,
   replyCodeOf,
@@ -73,6 +78,10 @@ export class AmqpTransport implements Transport {
   private readonly knownExchanges = new Set<string>();
   private readonly knownQueues = new Map<string, Map<string, QueueSpec['bindings'][number]>>();
   private readonly retryLevels = new Map<string, Set<number>>();
+  /** Partitioned queues declared: their count of partitions. */
+  private readonly knownPartitions = new Map<string, number>();
+  /** Partition queue (`<queue>.p<i>`) -> its partitioned queue. */
+  private readonly partitionOwner = new Map<string, string>();
   private readonly declaringRetry = new Map<string, Promise<void>>();
   private closing: Promise<void> | undefined;
 
@@ -108,10 +117,12 @@ export class AmqpTransport implements Transport {
       publish: (request) => this.publisher.publish(request),
       ensureRetryQueue: (queue, level, force) => this.ensureRetryQueue(queue, level, force),
       ensureDeadLetterQueue: async (queue, force) => {
-        if (force) await this.run([deadLetterQueueDeclaration(queue, this.argumentOptions)]);
+        const owner = this.partitionOwner.get(queue) ?? queue;
+        if (force) await this.run([deadLetterQueueDeclaration(owner, this.argumentOptions)]);
       },
-      knows: (queue) => this.knownQueues.has(queue),
-      redeclare: (queue) => this.run(this.plan([queue])),
+      deadLetterQueueOf: (queue) => deadLetterQueueName(this.partitionOwner.get(queue) ?? queue),
+      knows: (queue) => this.knownQueues.has(queue) || this.partitionOwner.has(queue),
+      redeclare: (queue) => this.run(this.plan([this.partitionOwner.get(queue) ?? queue])),
       reportError: (error, during) => this.reportError(error, during),
       forget: (consumer) => this.consumers.delete(consumer),
     };
@@ -167,6 +178,12 @@ export class AmqpTransport implements Transport {
       for (const b of q.bindings) {
         this.knownExchanges.add(b.exchange);
         bindings.set(`${b.exchange}\u0000${b.pattern}`, b);
+      }
+      if (q.partitions !== undefined) {
+        this.knownPartitions.set(q.name, q.partitions);
+        for (let i = 0; i < q.partitions; i++) {
+          this.partitionOwner.set(partitionQueueName(q.name, i), q.name);
+        }
       }
     }
     this.events.emit('topology-declared', {
@@ -245,18 +262,36 @@ export class AmqpTransport implements Transport {
   async deleteTopology(topology: Topology, options?: { exchanges?: boolean }): Promise<void> {
     this.assertOpen();
     const names = new Set(topology.queues.map((q) => q.name));
+    const partitioned = topology.queues.filter((q) => q.partitions !== undefined);
+    const consumed = new Set(names);
+    for (const q of partitioned) {
+      for (let i = 0; i < q.partitions!; i++) consumed.add(partitionQueueName(q.name, i));
+    }
     // Cancel our own consumers first, so the deletion is not mistaken for an accident to repair.
-    await Promise.all([...this.consumers].filter((c) => names.has(c.queue)).map((c) => c.cancel()));
-    for (const name of names) {
+    await Promise.all(
+      [...this.consumers].filter((c) => consumed.has(c.queue)).map((c) => c.cancel()),
+    );
+    for (const name of consumed) {
       this.knownQueues.delete(name);
       this.retryLevels.delete(name);
+      this.knownPartitions.delete(name);
+      this.partitionOwner.delete(name);
     }
     if (options?.exchanges) for (const name of topology.exchanges) this.knownExchanges.delete(name);
     await this.withChannel(async (channel) => {
-      for (const name of names) {
-        for (const q of queuesOf(name)) {
-          await channel.deleteQueue(q).catch((error: unknown) => {
-            throw brokerError(`delete queue "${q}"`, error);
+      const deleteQueue = (q: string) =>
+        channel.deleteQueue(q).catch((error: unknown) => {
+          throw brokerError(`delete queue "${q}"`, error);
+        });
+      for (const name of names) for (const q of queuesOf(name)) await deleteQueue(q);
+      for (const q of partitioned) {
+        for (const name of partitionedQueuesOf(q.name, q.partitions!)) await deleteQueue(name);
+        for (const ex of [
+          partitionExchangeName(q.name, q.partitions!),
+          unkeyedExchangeName(q.name),
+        ]) {
+          await channel.deleteExchange(ex).catch((error: unknown) => {
+            throw brokerError(`delete exchange "${ex}"`, error);
           });
         }
       }
@@ -366,7 +401,10 @@ export class AmqpTransport implements Transport {
     const specs: QueueSpec[] = [];
     for (const name of queues) {
       const bindings = this.knownQueues.get(name);
-      if (bindings) specs.push({ name, bindings: [...bindings.values()] });
+      const partitions = this.knownPartitions.get(name);
+      if (bindings && partitions !== undefined) {
+        specs.push({ name, bindings: [...bindings.values()], partitions });
+      } else if (bindings) specs.push({ name, bindings: [...bindings.values()] });
     }
     return planTopology(
       { exchanges: [], queues: specs },

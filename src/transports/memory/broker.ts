@@ -6,7 +6,7 @@ import {
   type IncomingMessage,
   type OutgoingMessage,
 } from '../../envelope/envelope.js';
-import { PublishRejectedError, StateError } from '../../errors.js';
+import { PublishRejectedError, StateError, TopologyConflictError } from '../../errors.js';
 import {
   type ConsumeOptions,
   type Consumer,
@@ -14,11 +14,16 @@ import {
   type Delivery,
   deadLetterQueueName,
   type PublishOutcome,
+  partitionBuckets,
+  partitionExchangeName,
+  partitionQueueName,
+  type QueueSpec,
   type QueueStats,
   type Tap,
   type TapOptions,
   type Topology,
   type Transport,
+  unkeyedExchangeName,
 } from '../transport.js';
 
 interface Binding {
@@ -27,11 +32,53 @@ interface Binding {
   readonly matches: TopicMatcher;
 }
 
+/** The exchange types the embedded broker models, as RabbitMQ defines them. */
+export type MemoryExchangeType = 'topic' | 'headers' | 'fanout';
+
+/** A binding from an exchange to another exchange (RabbitMQ's exchange-to-exchange binding). */
+interface ExchangeBinding {
+  readonly destination: string;
+  readonly pattern: string;
+  readonly matches: TopicMatcher;
+}
+
+/** A headers-exchange binding: `x-match` all or any over the other arguments. */
+interface HeadersBinding {
+  readonly queue: MemoryQueue;
+  readonly all: boolean;
+  readonly match: readonly (readonly [string, HeaderValue])[];
+}
+
 interface MemoryExchange {
   readonly name: string;
+  readonly type: MemoryExchangeType;
+  /** RabbitMQ's `alternate-exchange`: where a message that this exchange routes nowhere goes. */
+  readonly alternate: string | undefined;
+  /** Queue bindings of a topic exchange (a fanout exchange's, with pattern `#`). */
   readonly bindings: Binding[];
+  readonly forwards: ExchangeBinding[];
+  readonly headerBindings: HeadersBinding[];
   /** Routing key -> queues, rebuilt lazily after a binding changes. */
   routes: Map<string, MemoryQueue[]>;
+}
+
+/** Options of {@link MemoryBroker.declareExchange}. */
+export interface MemoryExchangeOptions {
+  /** @defaultValue 'topic' */
+  readonly type?: MemoryExchangeType | undefined;
+  /** Where messages that match no binding go (RabbitMQ's `alternate-exchange` argument). */
+  readonly alternate?: string | undefined;
+}
+
+/** Options of {@link MemoryBroker.declareQueue}. */
+export interface MemoryQueueOptions {
+  /**
+   * Only one consumer receives messages at a time, the oldest; the others wait and take over in
+   * turn when it goes (RabbitMQ's `x-single-active-consumer`).
+   */
+  readonly singleActiveConsumer?: boolean | undefined;
+  /** Where `deadLetter` sends its messages. @defaultValue `<queue>.dlq` */
+  readonly deadLetterQueue?: string | undefined;
 }
 
 interface Stored {
@@ -100,6 +147,8 @@ class MemoryQueue {
   private next = 0;
   private scheduled = false;
   deleted = false;
+  singleActiveConsumer = false;
+  deadLetterQueue: string | undefined;
   /** Past this many ready messages the oldest is dropped (a tap's queue); none by default. */
   maxLength = Number.POSITIVE_INFINITY;
 
@@ -135,9 +184,12 @@ class MemoryQueue {
     });
   }
 
-  /** Hands messages to consumers round-robin while any has room under its prefetch. */
+  /**
+   * Hands messages to consumers round-robin while any has room under its prefetch; with a single
+   * active consumer, to the oldest consumer alone.
+   */
   private dispatch(): void {
-    const consumers = this.consumers;
+    const consumers = this.singleActiveConsumer ? this.consumers.slice(0, 1) : this.consumers;
     while (this.messages.length > 0 && consumers.length > 0) {
       let chosen: MemoryConsumer | undefined;
       for (let i = 0; i < consumers.length; i++) {
@@ -166,6 +218,8 @@ class MemoryQueue {
   removeConsumer(consumer: MemoryConsumer): void {
     const i = this.consumers.indexOf(consumer);
     if (i >= 0) this.consumers.splice(i, 1);
+    // The next consumer in line becomes the active one.
+    if (i === 0 && this.singleActiveConsumer) this.schedule();
   }
 }
 
@@ -239,9 +293,18 @@ class MemoryDelivery implements Delivery {
   async deadLetter(headers: Record<string, HeaderValue>): Promise<void> {
     if (!this.settle()) return;
     // Declared with its queue; declared again if someone deleted it since, as on RabbitMQ.
-    const dlq = this.q.broker.declareQueue(deadLetterQueueName(this.q.name));
+    const dlq = this.q.broker.declareQueue(
+      this.q.deadLetterQueue ?? deadLetterQueueName(this.q.name),
+    );
     dlq.enqueue(withHeaders(this.stored.message, headers));
   }
+}
+
+/** Header equality as a headers exchange sees it: strings equal to their bytes, numbers by value. */
+function sameHeader(value: HeaderValue, expected: HeaderValue): boolean {
+  if (value === expected) return true;
+  const text = (v: HeaderValue) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
+  return value !== undefined && text(value) === text(expected);
 }
 
 function withHeaders(
@@ -305,24 +368,84 @@ export class MemoryBroker {
     return [...this.queues.keys()].sort();
   }
 
+  /**
+   * Declares an exchange (a topic exchange unless `options.type` says otherwise). Throws a
+   * `TopologyConflictError`, as RabbitMQ refuses it, when it exists with another type or
+   * alternate exchange.
+   */
+  declareExchange(name: string, options: MemoryExchangeOptions = {}): void {
+    const type = options.type ?? 'topic';
+    const existing = this.exchanges.get(name);
+    if (existing) {
+      if (existing.type !== type || existing.alternate !== options.alternate) {
+        throw new TopologyConflictError(
+          `exchange "${name}"`,
+          `it is a ${existing.type} exchange with alternate exchange ${existing.alternate ?? 'none'}, but was declared ${type} with ${options.alternate ?? 'none'}`,
+        );
+      }
+      return;
+    }
+    this.exchanges.set(name, {
+      name,
+      type,
+      alternate: options.alternate,
+      bindings: [],
+      forwards: [],
+      headerBindings: [],
+      routes: new Map(),
+    });
+  }
+
   /** Whether an exchange of that name exists. */
   hasExchange(name: string): boolean {
     return this.exchanges.has(name);
   }
 
-  declareExchange(name: string): void {
-    if (!this.exchanges.has(name)) {
-      this.exchanges.set(name, { name, bindings: [], routes: new Map() });
-    }
-  }
-
-  declareQueue(name: string): MemoryQueue {
+  declareQueue(name: string, options: MemoryQueueOptions = {}): MemoryQueue {
     let q = this.queues.get(name);
     if (!q) {
       q = new MemoryQueue(name, this);
       this.queues.set(name, q);
     }
+    if (options.singleActiveConsumer) q.singleActiveConsumer = true;
+    if (options.deadLetterQueue !== undefined) q.deadLetterQueue = options.deadLetterQueue;
     return q;
+  }
+
+  /**
+   * Binds exchange `destination` to exchange `source` with a topic pattern: what `source` routes
+   * with a matching key, `destination` routes again (RabbitMQ's exchange-to-exchange binding).
+   */
+  bindExchange(destination: string, source: string, pattern: string): void {
+    const ex = this.exchanges.get(source);
+    if (!ex)
+      throw new StateError(`Cannot bind ${destination}: exchange "${source}" does not exist`);
+    if (!this.exchanges.has(destination)) {
+      throw new StateError(`Cannot bind: exchange "${destination}" does not exist`);
+    }
+    if (ex.forwards.some((f) => f.destination === destination && f.pattern === pattern)) return;
+    ex.forwards.push({ destination, pattern, matches: compilePattern(pattern) });
+  }
+
+  /**
+   * Binds a queue to a headers exchange: a message matches when all (`x-match: all`) or any
+   * (`any`) of the other arguments equal its headers of the same names.
+   */
+  bindHeaders(queue: string, exchange: string, args: Readonly<Record<string, HeaderValue>>): void {
+    const ex = this.exchanges.get(exchange);
+    if (ex?.type !== 'headers') {
+      throw new StateError(`Cannot bind ${queue}: "${exchange}" is not a headers exchange`);
+    }
+    const q = this.queues.get(queue);
+    if (!q) throw new StateError(`Cannot bind: queue "${queue}" does not exist`);
+    const all = args['x-match'] !== 'any';
+    const match = Object.entries(args).filter(([k]) => !k.startsWith('x-'));
+    const same = (b: HeadersBinding) =>
+      b.queue === q &&
+      b.all === all &&
+      b.match.length === match.length &&
+      b.match.every(([k, v], i) => match[i]![0] === k && match[i]![1] === v);
+    if (!ex.headerBindings.some(same)) ex.headerBindings.push({ queue: q, all, match });
   }
 
   bind(queue: string, exchange: string, pattern: string): void {
@@ -347,11 +470,20 @@ export class MemoryBroker {
         if (ex.bindings[i]!.queue === q) ex.bindings.splice(i, 1);
       }
       if (ex.bindings.length !== before) ex.routes.clear();
+      for (let i = ex.headerBindings.length - 1; i >= 0; i--) {
+        if (ex.headerBindings[i]!.queue === q) ex.headerBindings.splice(i, 1);
+      }
     }
   }
 
+  /** Deletes an exchange and the bindings of other exchanges to it. */
   deleteExchange(name: string): void {
-    this.exchanges.delete(name);
+    if (!this.exchanges.delete(name)) return;
+    for (const ex of this.exchanges.values()) {
+      for (let i = ex.forwards.length - 1; i >= 0; i--) {
+        if (ex.forwards[i]!.destination === name) ex.forwards.splice(i, 1);
+      }
+    }
   }
 
   /**
@@ -371,16 +503,57 @@ export class MemoryBroker {
         `exchange "${message.exchange}" does not exist (declare it first)`,
       );
     }
-    let targets = ex.routes.get(message.routingKey);
-    if (!targets) {
-      const set = new Set<MemoryQueue>();
-      for (const b of ex.bindings) if (b.matches(message.routingKey)) set.add(b.queue);
-      targets = [...set];
-      if (ex.routes.size > 10_000) ex.routes.clear();
-      ex.routes.set(message.routingKey, targets);
+    if (ex.type === 'topic' && ex.forwards.length === 0 && ex.alternate === undefined) {
+      let targets = ex.routes.get(message.routingKey);
+      if (!targets) {
+        const set = new Set<MemoryQueue>();
+        for (const b of ex.bindings) if (b.matches(message.routingKey)) set.add(b.queue);
+        targets = [...set];
+        if (ex.routes.size > 10_000) ex.routes.clear();
+        ex.routes.set(message.routingKey, targets);
+      }
+      for (const q of targets) q.enqueue(message);
+      return { routed: targets.length > 0 };
     }
-    for (const q of targets) q.enqueue(message);
-    return { routed: targets.length > 0 };
+    const set = new Set<MemoryQueue>();
+    this.collect(ex, message, set, new Set());
+    for (const q of set) q.enqueue(message);
+    return { routed: set.size > 0 };
+  }
+
+  /**
+   * Adds the queues `ex` routes `message` to, following exchange-to-exchange bindings, and the
+   * alternate exchange when `ex` itself reaches no queue. Each exchange is visited once, so a
+   * cycle of bindings ends, as on RabbitMQ.
+   */
+  private collect(
+    ex: MemoryExchange,
+    message: OutgoingMessage,
+    into: Set<MemoryQueue>,
+    visited: Set<MemoryExchange>,
+  ): void {
+    if (visited.has(ex)) return;
+    visited.add(ex);
+    const before = into.size;
+    const key = message.routingKey;
+    if (ex.type === 'headers') {
+      const headers = message.properties.headers;
+      for (const b of ex.headerBindings) {
+        const hit = (pair: readonly [string, HeaderValue]) => sameHeader(headers[pair[0]], pair[1]);
+        if (b.all ? b.match.every(hit) : b.match.some(hit)) into.add(b.queue);
+      }
+    } else {
+      for (const b of ex.bindings) if (ex.type === 'fanout' || b.matches(key)) into.add(b.queue);
+    }
+    for (const f of ex.forwards) {
+      const next = this.exchanges.get(f.destination);
+      if (next && (ex.type === 'fanout' || f.matches(key)))
+        this.collect(next, message, into, visited);
+    }
+    if (into.size === before && ex.alternate !== undefined) {
+      const alternate = this.exchanges.get(ex.alternate);
+      if (alternate) this.collect(alternate, message, into, visited);
+    }
   }
 
   /** A new transport (a "connection") to this broker. */
@@ -414,6 +587,10 @@ export class MemoryTransport implements Transport {
     this.assertOpen();
     for (const name of topology.exchanges) this.broker.declareExchange(name);
     for (const q of topology.queues) {
+      if (q.partitions !== undefined) {
+        this.declarePartitioned(q, q.partitions);
+        continue;
+      }
       this.broker.declareQueue(q.name);
       this.broker.declareQueue(deadLetterQueueName(q.name));
       for (const b of q.bindings) {
@@ -449,6 +626,11 @@ export class MemoryTransport implements Transport {
         consumer.cancelled = true;
         q.removeConsumer(consumer);
       },
+      release: async () => {
+        consumer.cancelled = true;
+        for (const d of [...consumer.unacked]) d.returnToQueue();
+        q.removeConsumer(consumer);
+      },
     };
   }
 
@@ -472,8 +654,48 @@ export class MemoryTransport implements Transport {
     return delivery;
   }
 
+  /**
+   * A partitioned queue as on RabbitMQ (see the amqp transport's topology): `count` queues with a
+   * single active consumer each and one shared dead-letter queue; a headers exchange, bound to the
+   * event exchanges with the queue's patterns, that sends each bucket to its partition; messages
+   * without a bucket through its alternate exchange to partition 0. Partition exchanges of another
+   * count are deleted once this one is bound.
+   */
+  private declarePartitioned(spec: QueueSpec, count: number): void {
+    const b = this.broker;
+    const dlq = deadLetterQueueName(spec.name);
+    const unkeyed = unkeyedExchangeName(spec.name);
+    const split = partitionExchangeName(spec.name, count);
+    b.declareQueue(dlq);
+    b.declareExchange(unkeyed, { type: 'fanout' });
+    b.declareExchange(split, { type: 'headers', alternate: unkeyed });
+    partitionBuckets(count).forEach((buckets, i) => {
+      const queue = partitionQueueName(spec.name, i);
+      b.declareQueue(queue, { singleActiveConsumer: true, deadLetterQueue: dlq });
+      if (i === 0) b.bind(queue, unkeyed, '#');
+      for (const bucket of buckets) {
+        b.bindHeaders(queue, split, { 'x-match': 'all', [HEADERS.bucket]: String(bucket) });
+      }
+    });
+    for (const binding of spec.bindings) {
+      b.declareExchange(binding.exchange);
+      b.bindExchange(split, binding.exchange, binding.pattern);
+    }
+    for (let other = 1; other <= 64; other++) {
+      if (other !== count) b.deleteExchange(partitionExchangeName(spec.name, other));
+    }
+  }
+
   async deleteTopology(topology: Topology, options?: { exchanges?: boolean }): Promise<void> {
     for (const q of topology.queues) {
+      if (q.partitions !== undefined) {
+        for (let i = 0; i < q.partitions; i++) {
+          this.broker.deleteQueue(partitionQueueName(q.name, i));
+          this.broker.deleteQueue(deadLetterQueueName(partitionQueueName(q.name, i)));
+        }
+        this.broker.deleteExchange(partitionExchangeName(q.name, q.partitions));
+        this.broker.deleteExchange(unkeyedExchangeName(q.name));
+      }
       this.broker.deleteQueue(q.name);
       this.broker.deleteQueue(deadLetterQueueName(q.name));
     }

@@ -5,5 +5,11 @@ const broker = new MemoryBroker();
 
 describeTransportConformance('memory', {
   create: () => broker.transport(),
-  features: { durable: false, multiProcess: false, innerHash: true, maxMessageBytes: Infinity },
+  features: {
+    durable: false,
+    multiProcess: false,
+    innerHash: true,
+    maxMessageBytes: Infinity,
+    partitions: true,
+  },
 });

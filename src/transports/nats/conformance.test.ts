@@ -13,6 +13,12 @@ if (await brokerReachable(hostname, Number(port || 4222), 'NATS')) {
   describeTransportConformance('nats', {
     create: () => natsTransport({ url, name: 'tidings conformance', logger: silentLogger }),
     // NATS cannot put `#` before a literal word, and a message must fit the server's max_payload.
-    features: { durable: true, multiProcess: true, innerHash: false, maxMessageBytes },
+    features: {
+      durable: true,
+      multiProcess: true,
+      innerHash: false,
+      maxMessageBytes,
+      partitions: false,
+    },
   });
 }

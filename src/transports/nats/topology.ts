@@ -79,11 +79,20 @@ export interface QueuePlan {
 /**
  * Maps a queue's bindings to consumers: one per binding, after dropping the bindings another
  * binding of the same queue and exchange already covers (a message is delivered once per queue).
- * Throws `UnsupportedBindingError` for a pattern NATS cannot express, or for two bindings that
+ * Throws `UnsupportedBindingError` for a partitioned queue, for a pattern NATS cannot express, or for two bindings that
  * overlap without one covering the other (one consumer has one filter on nats-server 2.9, and two
  * consumers would deliver their common messages twice). Pure: nothing is sent.
  */
 export function planQueue(namespace: string, spec: QueueSpec): QueuePlan {
+  if (spec.partitions !== undefined) {
+    const b = spec.bindings[0];
+    throw new UnsupportedBindingError(
+      spec.name,
+      b?.exchange ?? '',
+      b?.pattern ?? '',
+      'the NATS transport has no partitioned queues (TransportFeatures.partitions is false; see docs/scaling.md)',
+    );
+  }
   const byExchange = new Map<string, PlannedBinding[]>();
   for (const b of spec.bindings) {
     const mapped = patternFilter(namespace, b.exchange, b.pattern);
