@@ -1,9 +1,5 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../errors.js';
-import { silentLogger } from '../../logger.js';
-import { PostgresInbox } from '../postgres.js';
-import { createService } from '../../runtime/service.js';
 import {
   DATABASE_URL,
   Fixture,
@@ -13,7 +9,11 @@ import {
   testEvent,
   until,
 } from '../../../test/support/outbox.js';
+import { ConfigError } from '../../errors.js';
+import { silentLogger } from '../../logger.js';
+import { createService } from '../../runtime/service.js';
 import { MemoryBroker } from '../../transports/memory/broker.js';
+import { PostgresInbox } from '../postgres.js';
 import { decodeRow, encodeProperties } from './codec.js';
 import { OutboxError, OutboxSchemaError } from './errors.js';
 import { POSTGRES_OUTBOX_TABLE, PostgresOutbox } from './outbox.js';

@@ -1,10 +1,6 @@
 import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineEvent } from '../../contracts/event.js';
-import { ConfigError, MessageEncodingError, UnroutableError } from '../../errors.js';
-import { silentLogger } from '../../logger.js';
-import { createService, type Service } from '../../runtime/service.js';
 import { FlakyProxy } from '../../../test/support/flaky-proxy.js';
 import {
   AMQP_URL,
@@ -17,6 +13,10 @@ import {
   testEvent,
   until,
 } from '../../../test/support/outbox.js';
+import { defineEvent } from '../../contracts/event.js';
+import { ConfigError, MessageEncodingError, UnroutableError } from '../../errors.js';
+import { silentLogger } from '../../logger.js';
+import { createService, type Service } from '../../runtime/service.js';
 import { uniqueName } from '../../testing/broker.js';
 import { waitFor } from '../../testing/conformance.js';
 import {
