@@ -212,8 +212,13 @@ class MemoryDelivery implements Delivery {
     this.q.restore(this.stored);
   }
 
-  async ack(): Promise<void> {
-    this.settle();
+  ack(): Promise<void> {
+    try {
+      this.settle();
+      return SETTLED;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async requeue(): Promise<void> {
@@ -234,6 +239,13 @@ class MemoryDelivery implements Delivery {
     dlq.enqueue(withHeaders(this.stored.message, headers));
   }
 }
+
+/** What a settle resolves with: one promise shared by every delivery, not one each. */
+const SETTLED: Promise<void> = Promise.resolve();
+const ROUTED_OUTCOME: PublishOutcome = Object.freeze({ routed: true });
+const UNROUTED_OUTCOME: PublishOutcome = Object.freeze({ routed: false });
+const ROUTED: Promise<PublishOutcome> = Promise.resolve(ROUTED_OUTCOME);
+const UNROUTED: Promise<PublishOutcome> = Promise.resolve(UNROUTED_OUTCOME);
 
 function withHeaders(
   message: OutgoingMessage,
@@ -345,10 +357,15 @@ export class MemoryBroker {
    * once, as RabbitMQ does). Throws when the exchange does not exist.
    */
   route(message: OutgoingMessage): PublishOutcome {
+    return this.deliverTo(message) ? ROUTED_OUTCOME : UNROUTED_OUTCOME;
+  }
+
+  /** {@link route}, saying whether any queue took the message. */
+  deliverTo(message: OutgoingMessage): boolean {
     if (message.exchange === DEFAULT_EXCHANGE) {
       const q = this.queues.get(message.routingKey);
       q?.enqueue(message);
-      return { routed: q !== undefined };
+      return q !== undefined;
     }
     const ex = this.exchanges.get(message.exchange);
     if (!ex) {
@@ -366,7 +383,7 @@ export class MemoryBroker {
       ex.routes.set(message.routingKey, targets);
     }
     for (const q of targets) q.enqueue(message);
-    return { routed: targets.length > 0 };
+    return targets.length > 0;
   }
 
   /** A new transport (a "connection") to this broker. */
@@ -411,7 +428,7 @@ export class MemoryTransport implements Transport {
   publish(message: OutgoingMessage): Promise<PublishOutcome> {
     if (this.closed) return Promise.reject(new StateError('The memory transport is closed'));
     try {
-      return Promise.resolve(this.broker.route(message));
+      return this.broker.deliverTo(message) ? ROUTED : UNROUTED;
     } catch (error) {
       return Promise.reject(error);
     }
