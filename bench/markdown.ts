@@ -1,16 +1,34 @@
 /** docs/benchmarks.md, rendered from the results and their analysis. */
-import { growth, LABELS, pick, ratio, verdicts } from './analysis.js';
+import {
+  growth,
+  LABELS,
+  loadedScenarios,
+  pick,
+  ratio,
+  type Verdict,
+  verdicts,
+} from './analysis.js';
 import { fixed, int, range, x } from './format.js';
-import type { LatencyRun, MemoryRun, Results } from './results.js';
+import {
+  type LatencyRun,
+  type MemoryRun,
+  QUIET_LOAD,
+  type Results,
+  type TailStats,
+} from './results.js';
 import type { RssSample } from './rss.js';
 import { summarize } from './stats.js';
 
 function machineSection(r: Results): string {
   const m = r.machine;
   const load = (l: readonly number[]) => l.map((n) => n.toFixed(2)).join(', ');
-  // The run itself keeps a producer, a consumer and RabbitMQ busy, so the load after it is high
-  // anyway: only the load before it says whether something else was running.
-  const shared = (m.loadBefore[0] ?? 0) > m.cores * 0.5;
+  // The run itself keeps a producer, a consumer and RabbitMQ busy, so the load after a scenario
+  // is high anyway: only the load before each scenario says whether something else was running.
+  const loaded = loadedScenarios(r);
+  const shared = loaded.length > 0;
+  const perScenario = Object.entries(r.loads ?? {})
+    .map(([k, l]) => `${k} ${(l.before[0] ?? 0).toFixed(2)} → ${(l.after[0] ?? 0).toFixed(2)}`)
+    .join('; ');
   return [
     '## Machine',
     '',
@@ -22,11 +40,13 @@ function machineSection(r: Results): string {
     `| RabbitMQ | ${m.rabbitmq}, local, one node; classic durable queues, persistent messages |`,
     `| date | ${m.date} |`,
     `| load average (1, 5, 15 min) | before ${load(m.loadBefore)}; after ${load(m.loadAfter)} |`,
+    ...(perScenario ? [`| 1-minute load before → after each scenario | ${perScenario} |`] : []),
+    ...(m.commit ? [`| code | commit ${m.commit} |`] : []),
     `| rounds | ${r.rounds} per variant, interleaved; the run took ${Math.round(r.seconds)} s |`,
     '',
     shared
-      ? `**This machine was busy with other work when the benchmark started** (load average ${(m.loadBefore[0] ?? 0).toFixed(1)} on ${m.cores} cores${r.failures.length > 0 ? ', and RabbitMQ was restarted during the run: see Rounds run again' : ''}). Absolute figures are therefore low and noisy; the ratios, taken between variants run back to back in each round, are the figures to read.`
-      : "Nothing else of note ran on the machine when the benchmark started (load average before it); the load after it is the benchmark's own: a producer, a consumer and RabbitMQ on 2 cores.",
+      ? `**LOADED RUN: not a result.** The 1-minute load average was ${QUIET_LOAD} or more before ${loaded.join(', ')} (other work on the machine${r.failures.length > 0 ? ', and RabbitMQ was restarted during the run: see Rounds run again' : ''}). Its figures are kept for the record only.`
+      : `The 1-minute load average was below ${QUIET_LOAD} before every scenario: nothing else of note ran. The load after a scenario is the benchmark's own: a producer, a consumer and RabbitMQ on 2 cores.`,
     '',
   ].join('\n');
 }
@@ -74,10 +94,27 @@ function latencyTable(runs: Record<string, readonly LatencyRun[]>): string {
     const d = summarize(pick(v, (l) => l.p99)).median - summarize(pick(base, (l) => l.p99)).median;
     return `| ${LABELS[k]} | ${cell('p50')} | ${cell('p99')} | ${cell('p999')} | ${k === 'raw-nodelay' ? '' : `${d >= 0 ? '+' : ''}${fixed(d)}`} | ${fixed(summarize(pick(v, (l) => l.producerCpuUs)).median, 1)} / ${fixed(summarize(pick(v, (l) => l.consumerCpuUs)).median, 1)} |`;
   });
+  const tail = (v: readonly LatencyRun[], side: 'producerTail' | 'consumerTail') => {
+    const t = v.map((l) => l[side]).filter((s): s is TailStats => s !== undefined);
+    if (t.length === 0) return 'n/a';
+    const m = (f: (s: TailStats) => number) => fixed(summarize(t.map(f)).median, 1);
+    return `${m((s) => s.gcMaxMs)} / ${m((s) => s.loopP99Ms)} / ${m((s) => s.loopMaxMs)}`;
+  };
+  const tails = Object.entries(runs).map(
+    ([k, v]) => `| ${LABELS[k]} | ${tail(v, 'producerTail')} | ${tail(v, 'consumerTail')} |`,
+  );
   return [
     '| client | p50 ms | p99 ms | p99.9 ms | p99 minus raw no-delay, ms | CPU µs/msg, producer / consumer |',
     '|---|---|---|---|---|---|',
     ...rows,
+    '',
+    'The suspects of the tail, measured in the same rounds (medians over rounds, ms): the longest',
+    'garbage-collection pause, and the event-loop delay (how late a 1 ms timer fired: p99 and max),',
+    'in each process.',
+    '',
+    '| client | producer: longest GC / loop delay p99 / max | consumer: longest GC / loop delay p99 / max |',
+    '|---|---|---|',
+    ...tails,
   ].join('\n');
 }
 
@@ -97,18 +134,56 @@ function rssTable(label: string, m: MemoryRun, samples: readonly RssSample[]): s
   ].join('\n');
 }
 
+/** Every target in each of the newest full runs, and whether it was met in all of them. */
+function spreadSection(runs: readonly Results[]): string {
+  const per = runs.map((run) => new Map(verdicts(run).map((v) => [v.key, v])));
+  const keys = [...new Set(per.flatMap((m) => [...m.keys()]))];
+  const cell = (v: Verdict | undefined) =>
+    v === undefined ? 'n/a' : `${fixed(v.value)}${v.met === false ? ' (missed)' : ''}`;
+  const head = runs.map((run, i) => {
+    const loaded = loadedScenarios(run).length > 0;
+    return `run ${i + 1}: ${run.machine.date.slice(0, 16).replace('T', ' ')}${loaded ? ' **(loaded)**' : ''}`;
+  });
+  const rows = keys.map((k) => {
+    const vs = per.map((m) => m.get(k));
+    const values = vs.filter((v): v is Verdict => v !== undefined).map((v) => v.value);
+    const all = vs.every((v) => v?.met === true);
+    const target = vs.find((v) => v)?.target ?? k;
+    return `| ${target} | ${vs.map(cell).join(' | ')} | ${fixed(Math.min(...values))}–${fixed(Math.max(...values))} | ${all ? 'met in every run' : '**not in every run**'} |`;
+  });
+  return [
+    `## Spread over the last ${runs.length} full run${runs.length === 1 ? '' : 's'}`,
+    '',
+    'The figure each target is judged on (a ratio; for latency, ms over raw amqplib with no-delay;',
+    'for RSS, MB), in each of the newest full runs saved in bench/results/. A target counts as met',
+    'only when it is met in every run.',
+    '',
+    `| target | ${head.join(' | ')} | spread | |`,
+    `|---|${runs.map(() => '---|').join('')}---|---|`,
+    ...rows,
+    '',
+  ].join('\n');
+}
+
 /** The generated docs/benchmarks.md. */
-export function renderMarkdown(r: Results): string {
+export function renderMarkdown(r: Results, runs: readonly Results[] = [r]): string {
+  const loadedRuns = runs.filter((run) => loadedScenarios(run).length > 0).length;
   const out: string[] = [
     '# Benchmarks',
     '',
-    '<!-- Generated by `npm run bench` (bench/main.ts): do not edit by hand. -->',
+    '<!-- Generated by `npm run bench` / `npm run bench:report` (bench/report.ts) from the runs saved in bench/results/: do not edit by hand. -->',
     '',
+    ...(loadedRuns > 0
+      ? [
+          `> **${loadedRuns} of the ${runs.length} runs below ran on a loaded machine** (1-minute load average of ${QUIET_LOAD} or more before a scenario): their figures are not results. Run \`npm run bench\` three times on a quiet machine to replace them.`,
+          '',
+        ]
+      : []),
     'Tidings side by side with raw amqplib on a local RabbitMQ, in the same run: each round runs every',
     'variant back to back (A B A B …), so drift and other load fall on all alike, and every figure is',
     'also given as a ratio to raw amqplib measured in the same run (ratio of the medians, and in',
     'brackets the lowest and highest ratio of one round to the same round). The payload is the',
-    `example's \`order.v2.submit\` with a customer and 11 lines, ${r.costs?.bytes ?? 'about 550'} bytes of JSON; messages are persistent`,
+    `example's \`order.v2.submit\` with a customer and 11 lines, ${r.costs?.bytes ?? 'about 550'} bytes of JSON; Tidings writes wire format 2 (docs/concepts.md); messages are persistent`,
     "and `mandatory`, queues durable and classic (RabbitMQ's default, and the same for every client;",
     'Tidings declares quorum queues by default). Tidings validates the order on both sides with the',
     "example's contracts (ArkType); the end-to-end and embedded scenarios also run with the same",
@@ -125,8 +200,9 @@ export function renderMarkdown(r: Results): string {
         `| ${v.target} | ${v.measured} | ${v.met === undefined ? 'n/a' : v.met ? 'met' : '**missed**'} |`,
     ),
     '',
-    "![Ratios to raw amqplib in the same run, and the embedded broker's events per second](benchmarks.svg)",
+    "![Ratios to raw amqplib in the same run, and the embedded broker's ratio to its floor](benchmarks.svg)",
     '',
+    spreadSection(runs),
   ];
   if (r.publishBatch) {
     out.push(
@@ -134,11 +210,12 @@ export function renderMarkdown(r: Results): string {
       '',
       'Publish 100 messages, await their 100 confirms, repeat: 10,000 messages after 2,500 of warm-up.',
       'Tidings: `service.publish` (validation, envelope, JSON) on the RabbitMQ transport. Raw:',
-      '`JSON.stringify` and `ConfirmChannel.publish` with a callback per message. The control, raw',
-      "amqplib with Tidings' envelope, publishes the same way with the properties and CloudEvents",
-      'headers Tidings sends (built once, so its client CPU stays low): messages of the same size',
+      '`JSON.stringify` and `ConfirmChannel.publish` with a callback per message. The controls, raw',
+      "amqplib with Tidings' envelope, publish the same way with the properties and CloudEvents",
+      'headers Tidings sends (built once, so their client CPU stays low): messages of the same size',
       'on the wire, which separates what the envelope costs the broker from what Tidings costs the',
-      'client.',
+      'client; once in wire format 2 (what Tidings writes now) and once in format 1 (every attribute',
+      'twice, what it wrote before).',
       '',
       throughputTable(r.publishBatch, 'raw', false),
       '',
@@ -190,25 +267,39 @@ export function renderMarkdown(r: Results): string {
   }
   if (r.embedded) {
     const emb = r.embedded;
-    const row = (k: 'arktype' | 'zod' | 'none') => {
-      const s = summarize(pick(emb[k], (e) => e.perSecond));
-      const c = summarize(pick(emb[k], (e) => e.cpuUsPerMessage));
-      return `| ${LABELS[k]} | ${range(s, int)} | ${range(c, (n) => fixed(n, 1))} |`;
+    const row = (k: keyof typeof emb, floor: keyof typeof emb | undefined) => {
+      const runs = emb[k] ?? [];
+      const sp = summarize(pick(runs, (e) => e.perSecond));
+      const c = summarize(pick(runs, (e) => e.cpuUsPerMessage));
+      const q =
+        floor && (emb[floor]?.length ?? 0) > 0
+          ? x(
+              ratio(
+                pick(runs, (e) => e.perSecond),
+                pick(emb[floor], (e) => e.perSecond),
+              ),
+            )
+          : '';
+      return `| ${LABELS[k]} | ${range(sp, int)} | ${range(c, (n) => fixed(n, 1))} | ${q} |`;
     };
     out.push(
       '## 5. Embedded broker',
       '',
       'One process: a service publishes 80,000 orders (`service.publish`, validated, serialised) to',
       "the embedded broker, and another service's handler gets them (parsed, validated, acknowledged),",
-      "with at most 1,000 published and not yet handled, prefetch 100. The example's schemas",
-      '(ArkType), the same schema in zod; and, as a reference that',
-      'is not a target, a schema that accepts anything, to show what the runtime and JSON cost alone.',
+      'with at most 1,000 published and not yet handled, prefetch 100. The floors run in the same',
+      'rounds, each in a process of its own: per event one `JSON.stringify`, one `JSON.parse` and the',
+      'validation on both sides (none for the JSON-only floor), and nothing else, holding the same',
+      'window of 1,000 serialised events at a time, as a broker must (so the garbage collector sees',
+      'as many live events in both).',
       '',
-      '| validation | events/s, median (min–max) | CPU µs/event |',
-      '|---|---|---|',
-      row('arktype'),
-      row('zod'),
-      row('none'),
+      '| variant | events/s, median (min–max) | CPU µs/event | ratio to its floor |',
+      '|---|---|---|---|',
+      row('arktype', 'floor-arktype'),
+      row('floor-arktype', undefined),
+      row('none', 'floor-json'),
+      row('floor-json', undefined),
+      row('zod', 'floor-arktype'),
       '',
     );
   }
@@ -222,8 +313,8 @@ export function renderMarkdown(r: Results): string {
       'the embedded broker, where publish and handler share one thread: the floor is one',
       'serialisation, one parse and two validations (once per side), before any routing, envelope or',
       "acknowledgement. The second part is the encoding of one publish's AMQP frames (method, content",
-      "header, body), which a producer pays per message: Tidings' envelope (message id, correlation id,",
-      "type, app id, timestamp and five CloudEvents headers) with amqplib's encoder and with",
+      "header, body), which a producer pays per message: Tidings' envelope in wire format 2 (message",
+      "id, type, app id and three headers) with amqplib's encoder and with",
       "Tidings' own (the same bytes), and raw amqplib's three options with amqplib's encoder.",
       '',
       '| step | µs per order |',
