@@ -27,17 +27,19 @@ export interface DeliveryScope extends SettlementScope {
  * 6. handle: the handler runs; returning acknowledges, throwing goes to `settleFailure` (retry
  *    with backoff, then `handler-error`).
  *
- * Resolves once the message is settled. Rejects only when settling itself failed (the broker
- * refused the ack, say); the caller then makes sure the message does not stay unsettled.
+ * Returns `undefined` when the message was settled within the call (synchronous schemas and
+ * handler, and a transport with `ackNow`: the common case, which then costs no promise at all),
+ * else a promise that resolves once it is settled. Rejects (or throws) only when settling itself
+ * failed (the broker refused the ack, say); the caller then makes sure the message does not stay
+ * unsettled.
  */
 export function processDelivery(
   scope: DeliveryScope,
   h: RegisteredHandler,
   delivery: Delivery,
-): Promise<void> {
-  // Not `async`: when the schemas and the handler are synchronous (the common case) a message
-  // costs no promise of the runtime's own and no turn of the microtask queue before its ack; the
-  // promise returned is the transport's ack. Every failure still reaches the caller as a rejection.
+): Promise<void> | undefined {
+  // Not `async`: see above. Every failure of the asynchronous steps still reaches the caller as a
+  // rejection.
   try {
     return deliver(scope, h, delivery);
   } catch (error) {
@@ -45,7 +47,11 @@ export function processDelivery(
   }
 }
 
-function deliver(scope: DeliveryScope, h: RegisteredHandler, delivery: Delivery): Promise<void> {
+function deliver(
+  scope: DeliveryScope,
+  h: RegisteredHandler,
+  delivery: Delivery,
+): Promise<void> | undefined {
   const message = delivery.message;
   if (scope.signal.aborted) return delivery.requeue();
   const limit = scope.service.maxMessageBytes;
@@ -147,7 +153,7 @@ function handle(
   delivery: Delivery,
   envelope: Envelope,
   payload: unknown,
-): Promise<void> {
+): Promise<void> | undefined {
   const context = new Context(
     envelope,
     attemptsOf(delivery.message) + 1,
@@ -184,17 +190,30 @@ function acknowledge(
   envelope: Envelope,
   payload: unknown,
   started: number,
-): Promise<void> {
+): Promise<void> | undefined {
+  if (delivery.ackNow) {
+    delivery.ackNow();
+    if (started >= 0) handled(scope, h, envelope, payload, started);
+    return undefined;
+  }
   const acked = delivery.ack();
   if (started < 0) return acked;
-  return acked.then(() => {
-    scope.observers.emit('handled', {
-      service: scope.service.name,
-      queue: h.queue,
-      envelope,
-      payload,
-      durationMs: performance.now() - started,
-    });
+  return acked.then(() => handled(scope, h, envelope, payload, started));
+}
+
+function handled(
+  scope: DeliveryScope,
+  h: RegisteredHandler,
+  envelope: Envelope,
+  payload: unknown,
+  started: number,
+): void {
+  scope.observers.emit('handled', {
+    service: scope.service.name,
+    queue: h.queue,
+    envelope,
+    payload,
+    durationMs: performance.now() - started,
   });
 }
 

@@ -79,11 +79,21 @@ export class Dispatcher {
 
   private run(lane: Lane, delivery: Delivery): void {
     lane.running++;
-    // One `then` with both callbacks, not `.catch().finally()`: two promises fewer a message.
-    processDelivery(this.scope, lane.handler, delivery).then(
-      () => this.finished(lane),
-      (error: unknown) => this.recover(lane, delivery, error),
-    );
+    let settling: Promise<void> | undefined;
+    try {
+      settling = processDelivery(this.scope, lane.handler, delivery);
+    } catch (error) {
+      this.recover(lane, delivery, error);
+      return;
+    }
+    // Settled within the call (the common case): no promise at all for this message.
+    if (settling === undefined) this.finished(lane);
+    else {
+      settling.then(
+        () => this.finished(lane),
+        (error: unknown) => this.recover(lane, delivery, error),
+      );
+    }
   }
 
   /**

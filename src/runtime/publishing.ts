@@ -9,7 +9,7 @@ import { codecFor } from '../envelope/codec.js';
 import type { Envelope } from '../envelope/envelope.js';
 import { isoNow, uuidv7 } from '../envelope/id.js';
 import { StateError, UnroutableError } from '../errors.js';
-import type { Transport } from '../transports/transport.js';
+import type { PublishOutcome, Transport } from '../transports/transport.js';
 import type { Observers } from './events.js';
 import type { ResolvedServiceOptions } from './options.js';
 import { validate } from './validate.js';
@@ -126,27 +126,38 @@ export class Publisher {
     const exchange = envelope.exchange;
     const format = options?.format ?? this.service.format ?? event.exchange.format;
     const message = codecFor(format).encode(envelope, value);
-    const sent = this.declared.has(exchange)
+    const declared = this.declared.has(exchange);
+    if (declared && this.transport.publishNow) {
+      // A broker in this process (the embedded one) takes the message within the call: one
+      // promise for the caller, none for the transport, no closure.
+      const outcome = this.transport.publishNow(message);
+      return Promise.resolve(this.sent(envelope, value, outcome));
+    }
+    const sent = declared
       ? this.transport.publish(message)
       : this.declareExchange(exchange).then(() => this.transport.publish(message));
-    return sent.then((outcome) => {
-      if (this.observers.has('published')) {
-        this.observers.emit('published', {
-          service: this.service.name,
-          envelope,
-          payload: value,
-          routed: outcome.routed,
-        });
+    return sent.then((outcome) => this.sent(envelope, value, outcome));
+  }
+
+  /** The broker has the message: tell the observers, apply the unroutable policy. */
+  private sent(envelope: Envelope, value: unknown, outcome: PublishOutcome): Envelope {
+    if (this.observers.has('published')) {
+      this.observers.emit('published', {
+        service: this.service.name,
+        envelope,
+        payload: value,
+        routed: outcome.routed,
+      });
+    }
+    if (!outcome.routed) {
+      const policy = this.service.unroutable;
+      const { exchange, type: routingKey, id } = envelope;
+      if (policy === 'error') throw new UnroutableError(exchange, routingKey);
+      if (policy === 'warn') {
+        this.service.logger.warn(`no queue received ${routingKey}`, { id, exchange });
       }
-      if (!outcome.routed) {
-        const policy = this.service.unroutable;
-        if (policy === 'error') throw new UnroutableError(exchange, routingKey);
-        if (policy === 'warn') {
-          this.service.logger.warn(`no queue received ${routingKey}`, { id, exchange });
-        }
-      }
-      return envelope;
-    });
+    }
+    return envelope;
   }
 
   // The producer declares the exchanges it publishes to, so publishing before any consumer has

@@ -341,6 +341,11 @@ export class AmqpDelivery implements Delivery {
     return this.state !== 'unsettled';
   }
 
+  ackNow(): void {
+    this.begin();
+    this.sendAck();
+  }
+
   ack(): Promise<void> {
     try {
       this.begin();

@@ -80,8 +80,42 @@ class Fifo<T extends { seq: number }> {
   }
 }
 
+/**
+ * A consumer's unsettled deliveries: a list threaded through the deliveries themselves, so that
+ * taking one and settling it allocates nothing (a `Set` that goes from empty to one and back for
+ * every message keeps rehashing its table).
+ */
+class Unacked {
+  size = 0;
+  private head: MemoryDelivery | undefined;
+
+  add(d: MemoryDelivery): void {
+    d.next = this.head;
+    d.prev = undefined;
+    if (this.head) this.head.prev = d;
+    this.head = d;
+    this.size++;
+  }
+
+  delete(d: MemoryDelivery): void {
+    if (d.prev) d.prev.next = d.next;
+    else if (this.head === d) this.head = d.next;
+    else return;
+    if (d.next) d.next.prev = d.prev;
+    d.prev = d.next = undefined;
+    this.size--;
+  }
+
+  /** The deliveries, oldest first. */
+  toArray(): MemoryDelivery[] {
+    const out: MemoryDelivery[] = [];
+    for (let d = this.head; d; d = d.next) out.push(d);
+    return out.reverse();
+  }
+}
+
 class MemoryConsumer {
-  unacked = new Set<MemoryDelivery>();
+  readonly unacked = new Unacked();
   cancelled = false;
   constructor(
     readonly queue: MemoryQueue,
@@ -164,6 +198,9 @@ class MemoryQueue {
 
 class MemoryDelivery implements Delivery {
   readonly message: IncomingMessage;
+  /** Neighbours in its consumer's {@link Unacked} list. */
+  prev: MemoryDelivery | undefined;
+  next: MemoryDelivery | undefined;
   private settled = false;
   /** Given back to its queue because its connection closed: settling it now does nothing. */
   private returned = false;
@@ -210,6 +247,10 @@ class MemoryDelivery implements Delivery {
     this.returned = true;
     this.consumer.unacked.delete(this);
     this.q.restore(this.stored);
+  }
+
+  ackNow(): void {
+    this.settle();
   }
 
   ack(): Promise<void> {
@@ -425,6 +466,11 @@ export class MemoryTransport implements Transport {
     }
   }
 
+  publishNow(message: OutgoingMessage): PublishOutcome {
+    if (this.closed) throw new StateError('The memory transport is closed');
+    return this.broker.route(message);
+  }
+
   publish(message: OutgoingMessage): Promise<PublishOutcome> {
     if (this.closed) return Promise.reject(new StateError('The memory transport is closed'));
     try {
@@ -487,7 +533,7 @@ export class MemoryTransport implements Transport {
     this.closed = true;
     for (const c of this.consumers) {
       c.queue.removeConsumer(c);
-      for (const d of [...c.unacked]) d.returnToQueue();
+      for (const d of c.unacked.toArray()) d.returnToQueue();
     }
     this.consumers.clear();
   }
