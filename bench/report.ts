@@ -7,12 +7,12 @@
  *
  *   npx tsx bench/report.ts [results/<file>.json …]   (default: every file in bench/results/)
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadedScenarios } from './analysis.js';
 import { renderSvg } from './chart.js';
-import { renderMarkdown } from './markdown.js';
+import { renderMarkdown, renderPending } from './markdown.js';
 import type { Results } from './results.js';
 
 /** Where full runs leave their raw results. */
@@ -33,7 +33,7 @@ export function savedRuns(files?: readonly string[]): Results[] {
   const paths =
     files && files.length > 0
       ? files
-      : readdirSync(RESULTS_DIR)
+      : (existsSync(RESULTS_DIR) ? readdirSync(RESULTS_DIR) : [])
           .filter((f) => f.endsWith('.json'))
           .sort()
           .map((f) => join(RESULTS_DIR, f));
@@ -55,7 +55,10 @@ export function writeReport(files?: readonly string[]): { runs: number; loaded: 
           .filter((r) => quiet.includes(r) || all.indexOf(r) >= all.length - SPREAD_RUNS)
           .slice(-SPREAD_RUNS);
   const latest = runs[runs.length - 1];
-  if (!latest) throw new Error(`no saved full run in ${RESULTS_DIR}: run \`npm run bench\` first`);
+  if (!latest) {
+    writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderPending());
+    return { runs: 0, loaded: 0 };
+  }
   writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderMarkdown(latest, runs));
   writeFileSync(new URL('../docs/benchmarks.svg', import.meta.url), renderSvg(latest));
   return { runs: runs.length, loaded: runs.filter((r) => loadedScenarios(r).length > 0).length };

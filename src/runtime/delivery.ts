@@ -2,7 +2,7 @@ import { type DecodeFailure, decodeMessage } from '../envelope/codec.js';
 import { attemptsOf, type Envelope } from '../envelope/envelope.js';
 import { ValidationError } from '../errors.js';
 import type { Delivery } from '../transports/transport.js';
-import type { HandlerContext, RegisteredHandler } from './handlers.js';
+import type { HandlerContext, RegisteredHandler, Subscription } from './handlers.js';
 import type { ClaimResult } from './idempotency.js';
 import type { Publisher } from './publishing.js';
 import { deadLetter, describeError, type SettlementScope, settleFailure } from './settlement.js';
@@ -67,7 +67,7 @@ function deliver(
     const { reason, error } = decoded as DecodeFailure;
     return deadLetter(scope, h, delivery, reason, { message: error });
   }
-  const sub = h.events.get(`${envelope.exchange}.${envelope.event}`);
+  const sub = subscriptionOf(h, envelope);
   if (!sub) {
     return deadLetter(scope, h, delivery, 'unknown-event', {
       message: `${envelope.type} is not an event this handler knows (${[...h.events.keys()].join(', ')})`,
@@ -93,6 +93,21 @@ function deliver(
     );
   }
   return handle(scope, h, delivery, envelope, payload);
+}
+
+/** The last type looked up per handler, and its subscription: most queues carry one type. */
+const lastLookup = new WeakMap<
+  RegisteredHandler,
+  { type: string; sub: Subscription | undefined }
+>();
+
+/** The subscription of a handler for the event of `envelope`, if it has one. */
+function subscriptionOf(h: RegisteredHandler, envelope: Envelope): Subscription | undefined {
+  const last = lastLookup.get(h);
+  if (last?.type === envelope.type) return last.sub;
+  const sub = h.events.get(`${envelope.exchange}.${envelope.event}`);
+  lastLookup.set(h, { type: envelope.type, sub });
+  return sub;
 }
 
 /** Step 4 failed: the payload does not match its schema, or an upcast threw. */

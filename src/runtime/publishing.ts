@@ -110,7 +110,8 @@ export class Publisher {
     options: PublishOptions | undefined,
     parent: Envelope | undefined,
   ): Promise<Envelope> {
-    const id = options?.id ?? uuidv7();
+    const now = Date.now();
+    const id = options?.id ?? uuidv7(now);
     const envelope: Envelope = {
       id,
       type: routingKey,
@@ -118,7 +119,7 @@ export class Publisher {
       event: event.name,
       version,
       source: this.service.name,
-      time: isoNow(),
+      time: isoNow(now),
       correlationId: options?.correlationId ?? parent?.correlationId ?? id,
       causationId: options?.causationId ?? parent?.id,
       traceparent: options?.traceparent ?? parent?.traceparent,
