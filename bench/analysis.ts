@@ -186,17 +186,22 @@ export function verdicts(r: Results): Verdict[] {
       const ark = ratio(perSecond('arktype'), floorArk);
       const none = ratio(perSecond('none'), perSecond('floor-json'));
       const s = (k: keyof typeof e) => int(summarize(perSecond(k)).median);
+      const cpu = (k: keyof typeof e, floor: keyof typeof e) =>
+        fixed(
+          summarize(pick(e[floor], (v) => v.cpuUsPerMessage)).median /
+            summarize(pick(e[k], (v) => v.cpuUsPerMessage)).median,
+        );
       out.push({
         key: 'embedded-arktype',
         target: 'Embedded broker, ArkType both sides: ≥ 0.80 of its floor in the same run',
-        measured: `${fixed(ark.median)} (rounds ${fixed(ark.min)}–${fixed(ark.max)}): ${s('arktype')}/s against ${s('floor-arktype')}/s; with zod ${s('zod')}/s`,
+        measured: `${fixed(ark.median)} (rounds ${fixed(ark.min)}–${fixed(ark.max)}): ${s('arktype')}/s against ${s('floor-arktype')}/s; in CPU per event ${cpu('arktype', 'floor-arktype')}; with zod ${s('zod')}/s`,
         value: ark.median,
         met: ark.median >= 0.8,
       });
       out.push({
         key: 'embedded-none',
         target: 'Embedded broker, no validation: ≥ 0.80 of the JSON-only floor in the same run',
-        measured: `${fixed(none.median)} (rounds ${fixed(none.min)}–${fixed(none.max)}): ${s('none')}/s against ${s('floor-json')}/s`,
+        measured: `${fixed(none.median)} (rounds ${fixed(none.min)}–${fixed(none.max)}): ${s('none')}/s against ${s('floor-json')}/s; in CPU per event ${cpu('none', 'floor-json')}`,
         value: none.median,
         met: none.median >= 0.8,
       });

@@ -108,7 +108,7 @@ export function renderSvg(r: Results): string {
     );
     throughput.push(
       ratioBar(
-        "Publish, control: raw, Tidings' envelope (format 2)",
+        'Publish, control: envelope, format 2',
         ps(r.publishBatch['raw-envelope']),
         ps(r.publishBatch.raw),
         false,
@@ -117,7 +117,7 @@ export function renderSvg(r: Results): string {
     if ((r.publishBatch['raw-envelope-v1']?.length ?? 0) > 0) {
       throughput.push(
         ratioBar(
-          'Publish, control: the same, format 1',
+          'Publish, control: envelope, format 1',
           ps(r.publishBatch['raw-envelope-v1']),
           ps(r.publishBatch.raw),
           false,
@@ -181,7 +181,7 @@ export function renderSvg(r: Results): string {
         pick(e.tidings, (v) => v.producerCpuUs),
         pick(e.raw, (v) => v.producerCpuUs),
         true,
-        1.5,
+        1.3,
       ),
     );
     cost.push(
@@ -190,7 +190,7 @@ export function renderSvg(r: Results): string {
         pick(e.tidings, (v) => v.consumerCpuUs),
         pick(e.raw, (v) => v.consumerCpuUs),
         true,
-        1.5,
+        1.3,
       ),
     );
     const v = e['tidings-zod'];
@@ -200,7 +200,7 @@ export function renderSvg(r: Results): string {
         pick(v, (x) => x.producerCpuUs),
         pick(e.raw, (x) => x.producerCpuUs),
         true,
-        1.5,
+        1.3,
       ),
     );
     cost.push(
@@ -209,7 +209,7 @@ export function renderSvg(r: Results): string {
         pick(v, (x) => x.consumerCpuUs),
         pick(e.raw, (x) => x.consumerCpuUs),
         true,
-        1.5,
+        1.3,
       ),
     );
   }

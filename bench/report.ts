@@ -67,6 +67,8 @@ export function writeReport(files?: readonly string[]): { runs: number; loaded: 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { runs, loaded } = writeReport(process.argv.slice(2));
   process.stderr.write(
-    `wrote docs/benchmarks.md and docs/benchmarks.svg from ${runs} saved run(s)${loaded ? `; ${loaded} of them loaded, marked as such` : ''}\n`,
+    runs === 0
+      ? 'no saved full run: wrote docs/benchmarks.md without figures (method and notes)\n'
+      : `wrote docs/benchmarks.md and docs/benchmarks.svg from ${runs} saved run(s)${loaded ? `; ${loaded} of them loaded, marked as such` : ''}\n`,
   );
 }
