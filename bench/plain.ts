@@ -13,7 +13,8 @@
  *   bench does);
  * - PLAIN_PROCESSES `1` (default: producer and consumer in one process, as one script) or `2`
  *   (each its own process, as the bench does);
- * - PLAIN_RAW_VALIDATES `1` to have raw amqplib's consumer validate with the same schema too.
+ * - PLAIN_RAW_VALIDATES `1` to have raw amqplib's consumer validate with the same schema too;
+ * - PLAIN_RAW_NODELAY `1` to give raw amqplib TCP no-delay (Tidings sets it; amqplib does not).
  *
  * Prints one line per round and the ratios; AMQP_URL picks the broker.
  */
@@ -33,6 +34,7 @@ const warmup = Number(process.env.PLAIN_WARMUP ?? 0);
 const batch = process.env.PLAIN_BATCH === '100' ? 100 : Number.POSITIVE_INFINITY;
 const processes = process.env.PLAIN_PROCESSES === '2' ? 2 : 1;
 const rawValidates = process.env.PLAIN_RAW_VALIDATES === '1';
+const rawNoDelay = process.env.PLAIN_RAW_NODELAY === '1';
 
 const Line = type({
   sku: 'string',
@@ -116,7 +118,7 @@ async function rawSide(
   role: 'producer' | 'consumer' | 'both',
   onMessage: () => void,
 ) {
-  const connection = await amqplib.connect(url);
+  const connection = await amqplib.connect(url, rawNoDelay ? { noDelay: true } : {});
   const channel = await connection.createConfirmChannel();
   const queue = `plain.${exchange}.placed`;
   await channel.assertExchange(exchange, 'topic', { durable: true });
@@ -289,7 +291,7 @@ async function main() {
   }
   const sample = JSON.stringify(makeOrder(1));
   process.stderr.write(
-    `plain harness: payload ${payloadKind} (${Buffer.byteLength(sample)} bytes), warm-up ${warmup}, ${batch === Number.POSITIVE_INFINITY ? 'all' : batch} confirms in flight, ${processes} process(es), raw validates: ${rawValidates}\n`,
+    `plain harness: payload ${payloadKind} (${Buffer.byteLength(sample)} bytes), warm-up ${warmup}, ${batch === Number.POSITIVE_INFINITY ? 'all' : batch} confirms in flight, ${processes} process(es), raw validates: ${rawValidates}, raw no-delay: ${rawNoDelay}\n`,
   );
   const results: Record<Client, { perSecond: number; cpuUs: number }[]> = { tidings: [], raw: [] };
   const run = `plain${Date.now().toString(36)}`;
@@ -313,7 +315,7 @@ async function main() {
   const ratio = (k: 'perSecond' | 'cpuUs') =>
     median(results.tidings.map((r) => r[k])) / median(results.raw.map((r) => r[k]));
   process.stdout.write(
-    `${JSON.stringify({ payload: payloadKind, warmup, batch: Number.isFinite(batch) ? batch : 'all', processes, rawValidates, throughputRatio: ratio('perSecond'), cpuRatio: ratio('cpuUs'), results })}\n`,
+    `${JSON.stringify({ payload: payloadKind, warmup, batch: Number.isFinite(batch) ? batch : 'all', processes, rawValidates, rawNoDelay, throughputRatio: ratio('perSecond'), cpuRatio: ratio('cpuUs'), results })}\n`,
   );
 }
 
