@@ -7,7 +7,7 @@
  */
 
 import { fixed, int } from './format.js';
-import { QUIET_LOAD, type Results } from './results.js';
+import { QUIET_BUSY_CORES, QUIET_LOAD, type Results } from './results.js';
 import type { RssSample } from './rss.js';
 import { type Ratio, summarize } from './stats.js';
 
@@ -56,12 +56,17 @@ export interface Verdict {
   readonly met: boolean | undefined;
 }
 
-/** Whether a run counts as quiet: the 1-minute load below {@link QUIET_LOAD} before each scenario. */
+/**
+ * Where a run was not quiet: the 1-minute load average of {@link QUIET_LOAD} or more when it
+ * began, or {@link QUIET_BUSY_CORES} or more cores busy with other work just before a scenario
+ * (measured while the benchmark is idle; the load average after the run's own scenarios says
+ * nothing about others). An empty list: a quiet run.
+ */
 export function loadedScenarios(r: Results): string[] {
   const loaded: string[] = [];
   if ((r.machine.loadBefore[0] ?? 0) >= QUIET_LOAD) loaded.push('start');
   for (const [key, l] of Object.entries(r.loads ?? {})) {
-    if ((l.before[0] ?? 0) >= QUIET_LOAD) loaded.push(key);
+    if ((l.busyBefore ?? 0) >= QUIET_BUSY_CORES) loaded.push(key);
   }
   return loaded;
 }

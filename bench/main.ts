@@ -11,7 +11,7 @@
  * repository and writes no docs).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as amqplib from 'amqplib';
@@ -30,7 +30,7 @@ import type {
   ScenarioLoad,
   ThroughputRun,
 } from './results.js';
-import { QUIET_LOAD } from './results.js';
+import { QUIET_BUSY_CORES, QUIET_LOAD } from './results.js';
 import { Worker } from './spawn.js';
 import { percentile } from './stats.js';
 import type {
@@ -308,17 +308,43 @@ function wanted(key: string): boolean {
 
 const loads: Record<string, ScenarioLoad> = {};
 
-/** Runs one scenario, recording the load average before and after it. */
+/** CPU time of the whole machine from /proc/stat: busy and total jiffies. */
+function machineTicks(): { busy: number; total: number } | undefined {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1);
+    const n = cpu.map(Number);
+    const idle = (n[3] ?? 0) + (n[4] ?? 0);
+    const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Cores kept busy by others over `ms`, measured while no worker of the benchmark runs. */
+async function busyCores(ms = 1000): Promise<number | undefined> {
+  const a = machineTicks();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = machineTicks();
+  if (!a || !b || b.total === a.total) return undefined;
+  return ((b.busy - a.busy) / (b.total - a.total)) * cpus().length;
+}
+
+/**
+ * Runs one scenario, recording the load average before and after it, and the cores busy with
+ * other work just before it (the load average cannot tell once the run's own scenarios have run).
+ */
 async function scenario(key: string, fn: () => Promise<void>): Promise<void> {
   if (!wanted(key)) return;
+  const busyBefore = await busyCores();
   const before = loadavg();
-  if ((before[0] ?? 0) >= QUIET_LOAD) {
+  if (busyBefore !== undefined && busyBefore >= QUIET_BUSY_CORES) {
     progress(
-      `  ${key}: the 1-minute load average is ${before[0]!.toFixed(2)} before it (quiet means below ${QUIET_LOAD}): this run will be marked as loaded`,
+      `  ${key}: ${busyBefore.toFixed(2)} cores busy with other work before it (quiet means below ${QUIET_BUSY_CORES}): this run will be marked as loaded`,
     );
   }
   await fn();
-  loads[key] = { before, after: loadavg() };
+  loads[key] = { before, after: loadavg(), busyBefore };
 }
 
 function gitCommit(): string | undefined {
@@ -349,6 +375,11 @@ async function main(): Promise<void> {
   progress(
     `RabbitMQ ${rabbitmq} at ${url.replace(/\/\/[^@]*@/, '//')}; ${machine.cores} × ${machine.cpu}, Node ${machine.node}, ${rounds} rounds`,
   );
+  if ((machine.loadBefore[0] ?? 0) >= QUIET_LOAD) {
+    progress(
+      `  the 1-minute load average is ${machine.loadBefore[0]!.toFixed(2)} (quiet means below ${QUIET_LOAD}): this run will be marked as loaded`,
+    );
+  }
   const results: Results = {
     format: 2,
     machine,

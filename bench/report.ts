@@ -2,8 +2,8 @@
  * `npm run bench:report`: renders docs/benchmarks.md and docs/benchmarks.svg from the runs saved in
  * bench/results/ (one JSON file per full run of `npm run bench`), without running anything. The
  * newest full run gives the detailed tables; the newest three give the spread of every target over
- * runs. Quiet runs (1-minute load average below 1.0 before every scenario) are preferred; loaded
- * ones are used only while there are fewer than three quiet ones, and are marked as loaded. `npm run bench` calls the same function after saving its run.
+ * runs. Quiet runs (see `loadedScenarios`) are preferred; loaded ones are used only while there are
+ * fewer than three quiet ones, and are marked as loaded. `npm run bench` calls the same function after saving its run.
  *
  *   npx tsx bench/report.ts [results/<file>.json …]   (default: every file in bench/results/)
  */

@@ -20,10 +20,19 @@ export interface Machine {
 /** The 1-minute load average before a run starts must be below this for the run to count. */
 export const QUIET_LOAD = 1.0;
 
+/**
+ * Other work on the machine before a scenario, measured while the benchmark itself is idle (no
+ * worker running): the cores busy, from /proc/stat over one second. The 1-minute load average
+ * cannot say this once a run has begun: the run's own previous scenario keeps it high for minutes.
+ */
+export const QUIET_BUSY_CORES = 0.3;
+
 /** The load around one scenario (all its rounds). */
 export interface ScenarioLoad {
   readonly before: readonly number[];
   readonly after: readonly number[];
+  /** Cores busy with other work just before the scenario (see {@link QUIET_BUSY_CORES}). */
+  readonly busyBefore?: number | undefined;
 }
 
 /** A round that had to be run again. */
