@@ -57,18 +57,19 @@ export interface Verdict {
 }
 
 /**
- * Where a run was not quiet: the 1-minute load average of {@link QUIET_LOAD} or more when it
- * began, or {@link QUIET_BUSY_CORES} or more cores busy with other work just before a scenario
- * (measured while the benchmark is idle; the load average after the run's own scenarios says
- * nothing about others). An empty list: a quiet run.
+ * Where a run was not quiet: {@link QUIET_BUSY_CORES} or more cores busy with other work just
+ * before a scenario (measured while the benchmark is idle; the load average after the run's own
+ * scenarios says nothing about others), or, for a run saved without those measurements, a 1-minute
+ * load average of {@link QUIET_LOAD} or more when it began. An empty list: a quiet run.
  */
 export function loadedScenarios(r: Results): string[] {
-  const loaded: string[] = [];
-  if ((r.machine.loadBefore[0] ?? 0) >= QUIET_LOAD) loaded.push('start');
-  for (const [key, l] of Object.entries(r.loads ?? {})) {
-    if ((l.busyBefore ?? 0) >= QUIET_BUSY_CORES) loaded.push(key);
+  const loads = Object.entries(r.loads ?? {});
+  // The probes measure other work directly; only a run saved without them is judged by the load
+  // average at its start (which, right after another run, still counts that run).
+  if (!loads.some(([, l]) => l.busyBefore !== undefined)) {
+    return (r.machine.loadBefore[0] ?? 0) >= QUIET_LOAD ? ['start'] : [];
   }
-  return loaded;
+  return loads.filter(([, l]) => (l.busyBefore ?? 0) >= QUIET_BUSY_CORES).map(([key]) => key);
 }
 
 /**

@@ -336,7 +336,12 @@ async function busyCores(ms = 1000): Promise<number | undefined> {
  */
 async function scenario(key: string, fn: () => Promise<void>): Promise<void> {
   if (!wanted(key)) return;
-  const busyBefore = await busyCores();
+  // RabbitMQ may still be finishing the previous scenario (deleting its queues, writing to disk):
+  // give it up to ten seconds to settle, so what is left is other work.
+  let busyBefore = await busyCores();
+  for (let i = 0; i < 9 && busyBefore !== undefined && busyBefore >= QUIET_BUSY_CORES; i++) {
+    busyBefore = Math.min(busyBefore, (await busyCores()) ?? busyBefore);
+  }
   const before = loadavg();
   if (busyBefore !== undefined && busyBefore >= QUIET_BUSY_CORES) {
     progress(

@@ -54,7 +54,7 @@ function machineSection(r: Results): string {
     '',
     shared
       ? `**LOADED RUN: not a result.** Other work ran on the machine (${loaded.map((k) => (k === 'start' ? `a 1-minute load average of ${QUIET_LOAD.toFixed(1)} or more when the run began` : `${QUIET_BUSY_CORES} cores or more busy before ${k}`)).join('; ')}${r.failures.length > 0 ? ', and RabbitMQ was restarted during the run: see Rounds run again' : ''}). Its figures are kept for the record only.`
-      : `Quiet: the 1-minute load average was below ${QUIET_LOAD.toFixed(1)} when the run began, and less than ${QUIET_BUSY_CORES} cores were busy with other work before each scenario (measured over a second while the benchmark was idle). The load average during the run is the benchmark's own: a producer, a consumer and RabbitMQ on 2 cores.`,
+      : `Quiet: less than ${QUIET_BUSY_CORES} cores were busy with other work before each scenario (measured from /proc/stat over a second while the benchmark was idle, after up to ten seconds for RabbitMQ to finish the previous scenario). The load average during the run is the benchmark's own: a producer, a consumer and RabbitMQ on 2 cores, and it stays high into the next scenario.`,
     '',
   ].join('\n');
 }
