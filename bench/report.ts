@@ -2,8 +2,8 @@
  * `npm run bench:report`: renders docs/benchmarks.md and docs/benchmarks.svg from the runs saved in
  * bench/results/ (one JSON file per full run of `npm run bench`), without running anything. The
  * newest full run gives the detailed tables; the newest three give the spread of every target over
- * runs. Quiet runs (see `loadedScenarios`) are preferred; loaded ones are used only while there are
- * fewer than three quiet ones, and are marked as loaded. `npm run bench` calls the same function after saving its run.
+ * runs. Only quiet runs (see `loadedScenarios`) are used once one is saved; loaded ones only while
+ * none is, marked as loaded. `npm run bench` calls the same function after saving its run.
  *
  *   npx tsx bench/report.ts [results/<file>.json …]   (default: every file in bench/results/)
  */
@@ -45,21 +45,19 @@ export function savedRuns(files?: readonly string[]): Results[] {
 
 /** Writes the docs from the newest saved runs; returns how many were used and how many were loaded. */
 export function writeReport(files?: readonly string[]): { runs: number; loaded: number } {
-  // Quiet runs first: a loaded run is shown (marked) only while there are too few quiet ones.
+  // Quiet runs only, once there is one: a loaded run is shown (marked) only when no quiet run is.
   const all = savedRuns(files);
   const quiet = all.filter((r) => loadedScenarios(r).length === 0);
-  const runs =
-    quiet.length >= SPREAD_RUNS
-      ? quiet.slice(-SPREAD_RUNS)
-      : all
-          .filter((r) => quiet.includes(r) || all.indexOf(r) >= all.length - SPREAD_RUNS)
-          .slice(-SPREAD_RUNS);
+  const runs = (quiet.length > 0 ? quiet : all).slice(-SPREAD_RUNS);
   const latest = runs[runs.length - 1];
   if (!latest) {
     writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderPending());
     return { runs: 0, loaded: 0 };
   }
-  writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderMarkdown(latest, runs));
+  writeFileSync(
+    new URL('../docs/benchmarks.md', import.meta.url),
+    renderMarkdown(latest, runs, SPREAD_RUNS),
+  );
   writeFileSync(new URL('../docs/benchmarks.svg', import.meta.url), renderSvg(latest));
   return { runs: runs.length, loaded: runs.filter((r) => loadedScenarios(r).length > 0).length };
 }
