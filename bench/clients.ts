@@ -1,7 +1,7 @@
 import * as ampqcm from 'amqp-connection-manager';
 import * as amqplib from 'amqplib';
 import rascal from 'rascal';
-import { envelopeToProperties } from '../src/envelope/envelope.js';
+import { envelopeToProperties, envelopeToPropertiesV1 } from '../src/envelope/envelope.js';
 import { uuidv7 } from '../src/envelope/id.js';
 import { type AnyEvent, createService } from '../src/index.js';
 import { type AmqpTransport, amqpTransport } from '../src/transports/amqp/index.js';
@@ -10,11 +10,19 @@ import { order, type SchemaLibrary, submitEvent } from './payload.js';
 
 /**
  * Who publishes and consumes in a RabbitMQ scenario. `raw-envelope` is raw amqplib publishing
- * messages as large as Tidings' (the same properties and CloudEvents headers, constant, built
- * once): a control that separates what the envelope costs the broker from what Tidings' code
- * costs the client.
+ * messages as large as Tidings' (the same properties and CloudEvents headers of wire format 2,
+ * constant, built once): a control that separates what the envelope costs the broker from what
+ * Tidings' code costs the client. `raw-envelope-v1` is the same with wire format 1 (every
+ * attribute twice), to show what format 2 saved the broker.
  */
-export type Library = 'tidings' | 'raw' | 'raw-nodelay' | 'raw-envelope' | 'acm' | 'rascal';
+export type Library =
+  | 'tidings'
+  | 'raw'
+  | 'raw-nodelay'
+  | 'raw-envelope'
+  | 'raw-envelope-v1'
+  | 'acm'
+  | 'rascal';
 
 /** Unique names of one run (made by the orchestrator, deleted by it afterwards). */
 export interface Names {
@@ -63,11 +71,14 @@ export const PUBLISH_OPTIONS = {
   contentType: 'application/json',
 } as const;
 
-/** Tidings' envelope for one order, as the publish options its RabbitMQ transport builds. */
-export function envelopeOptions(names: Names): amqplib.Options.Publish {
+/**
+ * Tidings' envelope for one order, as the publish options its RabbitMQ transport builds: wire
+ * format 2 (what Tidings writes), or format 1 (what it wrote before, every attribute twice).
+ */
+export function envelopeOptions(names: Names, format: 1 | 2 = 2): amqplib.Options.Publish {
   const id = uuidv7();
   return publishOptions(
-    envelopeToProperties({
+    (format === 1 ? envelopeToPropertiesV1 : envelopeToProperties)({
       id,
       type: names.routingKey,
       exchange: names.exchange,
@@ -125,13 +136,19 @@ export async function createProducer(library: Library, s: Settings): Promise<Ben
     }
     case 'raw':
     case 'raw-nodelay':
-    case 'raw-envelope': {
+    case 'raw-envelope':
+    case 'raw-envelope-v1': {
       const connection = await amqplib.connect(s.url, socketOptions(library));
       connection.on('error', (e: Error) => s.onTrouble(e.message));
       const channel = await connection.createConfirmChannel();
       channel.on('error', (e: Error) => s.onTrouble(e.message));
       const { exchange, routingKey } = s.names;
-      const options = library === 'raw-envelope' ? envelopeOptions(s.names) : PUBLISH_OPTIONS;
+      const options =
+        library === 'raw-envelope'
+          ? envelopeOptions(s.names, 2)
+          : library === 'raw-envelope-v1'
+            ? envelopeOptions(s.names, 1)
+            : PUBLISH_OPTIONS;
       return {
         publish: (seq) =>
           new Promise<void>((resolve, reject) => {
@@ -196,7 +213,8 @@ export async function createConsumer(
     }
     case 'raw':
     case 'raw-nodelay':
-    case 'raw-envelope': {
+    case 'raw-envelope':
+    case 'raw-envelope-v1': {
       const connection = await amqplib.connect(s.url, socketOptions(library));
       connection.on('error', (e: Error) => s.onTrouble(e.message));
       const channel = await connection.createChannel();

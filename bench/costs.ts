@@ -19,6 +19,12 @@ export interface Costs {
   readonly framesTidings: number;
   /** …and amqplib's encoder with raw amqplib's options (persistent, mandatory, content type). */
   readonly framesRaw: number;
+  /** Bytes of one publish's frames: Tidings' envelope in wire format 2, in format 1, raw's options. */
+  readonly frameBytes?: {
+    readonly format2: number;
+    readonly format1: number;
+    readonly raw: number;
+  };
 }
 
 function time(fn: (i: number) => unknown, n = 100_000): number {
@@ -41,7 +47,14 @@ export function measureCosts(): Costs {
   const zod = submitEvent('costs', 'zod').versions[1]!.schema['~standard'];
   const valibot = submitEvent('costs', 'valibot').versions[1]!.schema['~standard'];
   const envelopes = Array.from({ length: 256 }, () => envelopeOptions(namesFor('order')));
+  const size = (o: object) =>
+    encodePublish(1, 131_072, 'order', 'order.v2.submit', o, bodies[0]!)?.length ?? Number.NaN;
   return {
+    frameBytes: {
+      format2: size(envelopes[0]!),
+      format1: size(envelopeOptions(namesFor('order'), 1)),
+      raw: size(PUBLISH_OPTIONS),
+    },
     framesAmqplib: time((i) =>
       amqplibFrames(1, 'order', 'order.v2.submit', envelopes[i & 255]!, bodies[i & 255]!),
     ),

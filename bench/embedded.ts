@@ -7,6 +7,12 @@ export interface EmbeddedJob {
   readonly kind: 'embedded';
   readonly messages: number;
   readonly library: SchemaLibrary;
+  /**
+   * Run the floor instead of Tidings: per event one `JSON.stringify`, one `JSON.parse` and the
+   * schema's validation on both sides (none with `library: 'none'`), nothing else, in the same
+   * loop shape (the same window of serialised events held at once).
+   */
+  readonly floor?: boolean | undefined;
   /** Published but not yet handled, at most (the producer waits for the handler beyond it). */
   readonly window: number;
   readonly prefetch: number;
@@ -27,6 +33,7 @@ export interface EmbeddedResult {
  * published and not yet handled.
  */
 export async function runEmbedded(job: EmbeddedJob): Promise<EmbeddedResult> {
+  if (job.floor) return runFloor(job);
   const broker = new MemoryBroker();
   const event = submitEvent('benchmem', job.library);
   const consumer = createService({
@@ -82,5 +89,51 @@ export async function runEmbedded(job: EmbeddedJob): Promise<EmbeddedResult> {
     perSecond: job.messages / seconds,
     cpuUsPerMessage: (cpu.user + cpu.system) / job.messages,
     rss,
+  };
+}
+
+/**
+ * The floor of {@link runEmbedded}: what any in-process delivery with serialisation and validation
+ * on both sides must do per event, and no more. Events are serialised a window at a time and held
+ * (as a broker holds them) before they are parsed and validated, so that the garbage collector
+ * sees the same number of live events as in the Tidings run.
+ */
+async function runFloor(job: EmbeddedJob): Promise<EmbeddedResult> {
+  const spec = submitEvent('benchfloor', job.library).versions[1]!.schema['~standard'];
+  const validate =
+    job.library === 'none'
+      ? (value: unknown) => value
+      : (value: unknown) => {
+          const r = spec.validate(value) as { value?: unknown; issues?: unknown };
+          if (r.issues) throw new Error('invalid order');
+          return r.value;
+        };
+  const payloads = Array.from({ length: 1024 }, (_, i) => order(i + 1));
+  const held: Buffer[] = new Array(job.window);
+  let sink = 0;
+  const run = (n: number) => {
+    for (let done = 0; done < n; ) {
+      const batch = Math.min(job.window, n - done);
+      for (let i = 0; i < batch; i++) {
+        held[i] = Buffer.from(JSON.stringify(validate(payloads[(done + i) & 1023])));
+      }
+      for (let i = 0; i < batch; i++) {
+        sink += (validate(JSON.parse(held[i]!.toString('utf8'))) as { id: number }).id;
+      }
+      done += batch;
+    }
+  };
+  run(2000);
+  const sampler = job.rssEveryMs ? new RssSampler(job.rssEveryMs, () => 0) : undefined;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  run(job.messages);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  if (sink === 0) throw new Error('the floor handled nothing');
+  return {
+    perSecond: job.messages / seconds,
+    cpuUsPerMessage: (cpu.user + cpu.system) / job.messages,
+    rss: sampler?.stop() ?? [],
   };
 }

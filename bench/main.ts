@@ -3,20 +3,23 @@
  * end to end) on a local RabbitMQ, plus the embedded broker, in interleaved rounds. Writes
  * docs/benchmarks.md and docs/benchmarks.svg; one progress line per scenario on stderr.
  *
+ * A full run saves its raw results in bench/results/<date>.json, then renders the docs from the
+ * saved runs (`npm run bench:report` renders them again without running anything; see report.ts).
+ *
  * Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), BENCH_ROUNDS (default 3),
- * BENCH_ONLY (comma-separated scenario keys, for a partial run that writes no docs),
- * BENCH_REPORT (a results file a run saved: write the docs from it without running anything).
+ * BENCH_ONLY (comma-separated scenario keys, for a partial run that saves nothing in the
+ * repository and writes no docs).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as amqplib from 'amqplib';
-import { renderSvg } from './chart.js';
 import { type Library, type Names, namesFor } from './clients.js';
 import { measureCosts } from './costs.js';
 import type { EmbeddedJob } from './embedded.js';
-import { renderMarkdown } from './markdown.js';
 import type { SchemaLibrary } from './payload.js';
+import { RESULTS_DIR, writeReport } from './report.js';
 import type {
   E2eRun,
   Failure,
@@ -24,8 +27,10 @@ import type {
   Machine,
   MemoryRun,
   Results,
+  ScenarioLoad,
   ThroughputRun,
 } from './results.js';
+import { QUIET_BUSY_CORES, QUIET_LOAD } from './results.js';
 import { Worker } from './spawn.js';
 import { percentile } from './stats.js';
 import type {
@@ -261,6 +266,7 @@ async function latencyRun(library: Library, messages: number, rate: number): Pro
     timeoutMs: 60_000,
   });
   const sent = producer.sendTimes ?? [];
+  const tails = { producerTail: producer.tail, consumerTail: consumer.tail };
   const received = consumer.receiveTimes ?? [];
   const ms: number[] = [];
   for (let i = 0; i < messages; i++) {
@@ -275,13 +281,15 @@ async function latencyRun(library: Library, messages: number, rate: number): Pro
     samples: ms.length,
     producerCpuUs: producer.cpuUs / messages,
     consumerCpuUs: consumer.cpuUs / messages,
+    ...tails,
   };
 }
 
 async function embeddedRun(job: Omit<EmbeddedJob, 'kind'>): Promise<EmbeddedWorkerResult> {
-  const worker = new Worker({ kind: 'embedded', ...job }, `embedded ${job.library}`);
+  const label = `embedded ${job.floor ? 'floor, ' : ''}${job.library}`;
+  const worker = new Worker({ kind: 'embedded', ...job }, label);
   try {
-    worker.deadline(180_000, `embedded ${job.library}`);
+    worker.deadline(180_000, label);
     await worker.ready;
     worker.go();
     return (await worker.done) as EmbeddedWorkerResult;
@@ -298,17 +306,65 @@ function wanted(key: string): boolean {
   return !only || only.includes(key);
 }
 
-function writeDocs(results: Results): void {
-  writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderMarkdown(results));
-  writeFileSync(new URL('../docs/benchmarks.svg', import.meta.url), renderSvg(results));
+const loads: Record<string, ScenarioLoad> = {};
+
+/** CPU time of the whole machine from /proc/stat: busy and total jiffies. */
+function machineTicks(): { busy: number; total: number } | undefined {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1);
+    const n = cpu.map(Number);
+    const idle = (n[3] ?? 0) + (n[4] ?? 0);
+    const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Cores kept busy by others over `ms`, measured while no worker of the benchmark runs. */
+async function busyCores(ms = 1000): Promise<number | undefined> {
+  const a = machineTicks();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = machineTicks();
+  if (!a || !b || b.total === a.total) return undefined;
+  return ((b.busy - a.busy) / (b.total - a.total)) * cpus().length;
+}
+
+/**
+ * Runs one scenario, recording the load average before and after it, and the cores busy with
+ * other work just before it (the load average cannot tell once the run's own scenarios have run).
+ */
+async function scenario(key: string, fn: () => Promise<void>): Promise<void> {
+  if (!wanted(key)) return;
+  // RabbitMQ may still be finishing the previous scenario (deleting its queues, writing to disk):
+  // give it up to ten seconds to settle, so what is left is other work.
+  let busyBefore = await busyCores();
+  for (let i = 0; i < 9 && busyBefore !== undefined && busyBefore >= QUIET_BUSY_CORES; i++) {
+    busyBefore = Math.min(busyBefore, (await busyCores()) ?? busyBefore);
+  }
+  const before = loadavg();
+  if (busyBefore !== undefined && busyBefore >= QUIET_BUSY_CORES) {
+    progress(
+      `  ${key}: ${busyBefore.toFixed(2)} cores busy with other work before it (quiet means below ${QUIET_BUSY_CORES}): this run will be marked as loaded`,
+    );
+  }
+  await fn();
+  loads[key] = { before, after: loadavg(), busyBefore };
+}
+
+function gitCommit(): string | undefined {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      encoding: 'utf8',
+    }).trim();
+    return dirty ? `${head} (with uncommitted changes)` : head;
+  } catch {
+    return undefined;
+  }
 }
 
 async function main(): Promise<void> {
-  if (process.env.BENCH_REPORT) {
-    writeDocs(JSON.parse(readFileSync(process.env.BENCH_REPORT, 'utf8')) as Results);
-    progress(`wrote docs/benchmarks.md and docs/benchmarks.svg from ${process.env.BENCH_REPORT}`);
-    return;
-  }
   const rabbitmq = await waitForBroker(30_000);
   const machine: Machine = {
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
@@ -319,12 +375,21 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     loadBefore: loadavg(),
     loadAfter: [],
+    commit: gitCommit(),
   };
   progress(
     `RabbitMQ ${rabbitmq} at ${url.replace(/\/\/[^@]*@/, '//')}; ${machine.cores} × ${machine.cpu}, Node ${machine.node}, ${rounds} rounds`,
   );
+  if ((machine.loadBefore[0] ?? 0) >= QUIET_LOAD) {
+    progress(
+      `  the 1-minute load average is ${machine.loadBefore[0]!.toFixed(2)} (quiet means below ${QUIET_LOAD}): this run will be marked as loaded`,
+    );
+  }
   const results: Results = {
+    format: 2,
     machine,
+    loads,
+    scenarios: only ?? ['costs', 'publish', 'each', 'e2e', 'latency', 'embedded', 'memory'],
     rounds,
     seconds: 0,
     failures,
@@ -337,28 +402,28 @@ async function main(): Promise<void> {
     memory: undefined,
   };
 
-  if (wanted('costs')) {
+  await scenario('costs', async () => {
     results.costs = measureCosts();
     const c = results.costs;
     progress(
       `[0/7] costs per order: JSON.stringify ${c.stringify.toFixed(2)} µs, JSON.parse ${c.parse.toFixed(2)} µs, ArkType ${c.arktype.toFixed(2)} µs, zod ${c.zod.toFixed(2)} µs, valibot ${c.valibot.toFixed(2)} µs`,
     );
-  }
+  });
 
-  if (wanted('publish')) {
+  await scenario('publish', async () => {
     const n = 10_000;
     results.publishBatch = await interleave(
       'publish, 100 in flight',
-      ['tidings', 'raw', 'raw-envelope'],
+      ['tidings', 'raw', 'raw-envelope', 'raw-envelope-v1'],
       (v) => publishRun(v, 'batch', n),
     );
     const r = results.publishBatch;
     progress(
-      `[1/7] publish, confirms of 100 in flight: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s, raw with Tidings' envelope ${fmt(med(r['raw-envelope']))}/s`,
+      `[1/7] publish, confirms of 100 in flight: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s, raw with Tidings' envelope ${fmt(med(r['raw-envelope']))}/s (wire format 1: ${fmt(med(r['raw-envelope-v1']))}/s)`,
     );
-  }
+  });
 
-  if (wanted('each')) {
+  await scenario('each', async () => {
     const n = 2_000;
     results.publishEach = await interleave('publish, each confirm', ['tidings', 'raw'], (v) =>
       publishRun(v, 'each', n),
@@ -367,9 +432,9 @@ async function main(): Promise<void> {
     progress(
       `[2/7] publish, awaiting each confirm: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s`,
     );
-  }
+  });
 
-  if (wanted('e2e')) {
+  await scenario('e2e', async () => {
     const n = 10_000;
     results.e2e = await interleave(
       'end to end',
@@ -380,9 +445,9 @@ async function main(): Promise<void> {
     progress(
       `[3/7] end to end: tidings ${fmt(med(r.tidings))}/s (with zod ${fmt(med(r['tidings-zod']))}/s), raw ${fmt(med(r.raw))}/s, amqp-connection-manager ${fmt(med(r.acm))}/s, rascal ${fmt(med(r.rascal))}/s`,
     );
-  }
+  });
 
-  if (wanted('latency')) {
+  await scenario('latency', async () => {
     const rate = 2000;
     results.latency = await interleave(
       'latency at 2,000/s',
@@ -395,21 +460,28 @@ async function main(): Promise<void> {
     progress(
       `[4/7] latency at ${rate}/s, p50 / p99 / p99.9: tidings ${p(r.tidings)}, raw no-delay ${p(r['raw-nodelay'])}, raw ${p(r.raw)}`,
     );
-  }
+  });
 
-  if (wanted('embedded')) {
+  await scenario('embedded', async () => {
     results.embedded = await interleave(
       'embedded broker',
-      ['arktype', 'zod', 'none'] as const,
-      (v) => embeddedRun({ messages: 80_000, library: v, window: 1000, prefetch: PREFETCH }),
+      ['arktype', 'floor-arktype', 'none', 'floor-json', 'zod'] as const,
+      (v) =>
+        embeddedRun({
+          messages: 80_000,
+          library: v === 'floor-arktype' ? 'arktype' : v === 'floor-json' ? 'none' : v,
+          floor: v.startsWith('floor'),
+          window: 1000,
+          prefetch: PREFETCH,
+        }),
     );
     const r = results.embedded;
     progress(
-      `[5/7] embedded broker, validated both sides: ArkType ${fmt(medOf(r.arktype, 'perSecond'))}/s, zod ${fmt(medOf(r.zod, 'perSecond'))}/s (no validation: ${fmt(medOf(r.none, 'perSecond'))}/s)`,
+      `[5/7] embedded broker, validated both sides: ArkType ${fmt(medOf(r.arktype, 'perSecond'))}/s (its floor ${fmt(medOf(r['floor-arktype'], 'perSecond'))}/s), zod ${fmt(medOf(r.zod, 'perSecond'))}/s; no validation: ${fmt(medOf(r.none, 'perSecond'))}/s (its floor ${fmt(medOf(r['floor-json'], 'perSecond'))}/s)`,
     );
-  }
+  });
 
-  if (wanted('memory')) {
+  await scenario('memory', async () => {
     const amqpMessages = 200_000;
     const embeddedMessages = 1_000_000;
     const amqp = await interleave(
@@ -453,19 +525,24 @@ async function main(): Promise<void> {
     progress(
       `[6/7] memory: RSS growth over ${fmt(amqpMessages)} on RabbitMQ (consumer) ${growth(results.memory.amqp)}, ${fmt(embeddedMessages)} embedded ${growth(results.memory.embedded)}`,
     );
-  }
+  });
 
   for (const names of leftovers.splice(0)) await cleanup(names);
   machine.loadAfter = loadavg();
   results.seconds = (Date.now() - began) / 1000;
-  const json = join(tmpdir(), 'tidings-bench-results.json');
-  writeFileSync(json, JSON.stringify(results, null, 2));
   if (only) {
+    const json = join(tmpdir(), 'tidings-bench-results.json');
+    writeFileSync(json, JSON.stringify(results, null, 2));
     progress(`[7/7] partial run (BENCH_ONLY): results in ${json}, docs not written`);
     return;
   }
-  writeDocs(results);
-  progress(`[7/7] wrote docs/benchmarks.md and docs/benchmarks.svg (results also in ${json})`);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const saved = join(RESULTS_DIR, `${machine.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(saved, `${JSON.stringify(results, null, 1)}\n`);
+  const report = writeReport();
+  progress(
+    `[7/7] saved ${saved}; wrote docs/benchmarks.md and docs/benchmarks.svg from ${report.runs} saved run(s)${report.loaded ? `, ${report.loaded} of them loaded (marked as such)` : ''}`,
+  );
 }
 
 function med(runs: readonly { perSecond: number }[]): number {

@@ -13,6 +13,26 @@ export interface Machine {
   /** 1, 5 and 15 minute load averages when the run began and ended. */
   readonly loadBefore: readonly number[];
   loadAfter: readonly number[];
+  /** Git commit of the code measured (`git rev-parse --short HEAD`), and whether it had changes. */
+  readonly commit?: string | undefined;
+}
+
+/** The 1-minute load average before a run starts must be below this for the run to count. */
+export const QUIET_LOAD = 1.0;
+
+/**
+ * Other work on the machine before a scenario, measured while the benchmark itself is idle (no
+ * worker running): the cores busy, from /proc/stat over one second. The 1-minute load average
+ * cannot say this once a run has begun: the run's own previous scenario keeps it high for minutes.
+ */
+export const QUIET_BUSY_CORES = 0.3;
+
+/** The load around one scenario (all its rounds). */
+export interface ScenarioLoad {
+  readonly before: readonly number[];
+  readonly after: readonly number[];
+  /** Cores busy with other work just before the scenario (see {@link QUIET_BUSY_CORES}). */
+  readonly busyBefore?: number | undefined;
 }
 
 /** A round that had to be run again. */
@@ -34,6 +54,18 @@ export interface E2eRun extends ThroughputRun {
   readonly consumerCpuUs: number;
 }
 
+/** Where a process's time went during a latency run: the suspects of the tail, measured. */
+export interface TailStats {
+  /** Garbage collections: how many, their total and longest pause, ms. */
+  readonly gcCount: number;
+  readonly gcTotalMs: number;
+  readonly gcMaxMs: number;
+  /** Event-loop delay (`monitorEventLoopDelay`, 1 ms resolution timer): p50, p99, max, ms. */
+  readonly loopP50Ms: number;
+  readonly loopP99Ms: number;
+  readonly loopMaxMs: number;
+}
+
 export interface LatencyRun {
   /** Publish call to handler, ms. */
   readonly p50: number;
@@ -43,6 +75,8 @@ export interface LatencyRun {
   readonly samples: number;
   readonly producerCpuUs: number;
   readonly consumerCpuUs: number;
+  readonly producerTail?: TailStats | undefined;
+  readonly consumerTail?: TailStats | undefined;
 }
 
 export interface MemoryRun {
@@ -53,16 +87,27 @@ export interface MemoryRun {
   readonly producerRss: readonly RssSample[];
 }
 
+/** Variants of the embedded scenario: Tidings with each schema library, and the floors. */
+export type EmbeddedVariant = 'arktype' | 'zod' | 'none' | 'floor-arktype' | 'floor-json';
+
 export interface Results {
+  /** 2 since the floors and loads were added; absent in the results of older runs. */
+  readonly format?: number | undefined;
   readonly machine: Machine;
+  /** Load before and after each scenario, by scenario key. */
+  readonly loads?: Record<string, ScenarioLoad> | undefined;
+  /** Keys of the scenarios run (all of them in a full run). */
+  readonly scenarios?: readonly string[] | undefined;
   readonly rounds: number;
   seconds: number;
   readonly failures: readonly Failure[];
   costs: Costs | undefined;
-  publishBatch: Record<'tidings' | 'raw' | 'raw-envelope', ThroughputRun[]> | undefined;
+  publishBatch:
+    | Record<'tidings' | 'raw' | 'raw-envelope' | 'raw-envelope-v1', ThroughputRun[]>
+    | undefined;
   publishEach: Record<'tidings' | 'raw', ThroughputRun[]> | undefined;
   e2e: Record<'tidings' | 'raw' | 'tidings-zod' | 'acm' | 'rascal', E2eRun[]> | undefined;
   latency: Record<'tidings' | 'raw-nodelay' | 'raw', LatencyRun[]> | undefined;
-  embedded: Record<'arktype' | 'zod' | 'none', EmbeddedWorkerResult[]> | undefined;
+  embedded: Record<EmbeddedVariant, EmbeddedWorkerResult[]> | undefined;
   memory: { amqp: MemoryRun | undefined; embedded: MemoryRun } | undefined;
 }

@@ -13,7 +13,9 @@ import {
   type Settings,
 } from './clients.js';
 import { type EmbeddedJob, type EmbeddedResult, runEmbedded } from './embedded.js';
+import type { TailStats } from './results.js';
 import { type RssSample, RssSampler } from './rss.js';
+import { TailRecorder } from './tail.js';
 
 interface Common {
   readonly library: Library;
@@ -56,6 +58,8 @@ export interface ProduceResult {
   /** Send time (ns) of order id i + 1 at index i; rate mode only. */
   readonly sendTimes?: number[] | undefined;
   readonly rss?: readonly RssSample[] | undefined;
+  /** GC pauses and event-loop delay over the measured messages; rate mode only. */
+  readonly tail?: TailStats | undefined;
 }
 
 export interface ConsumeResult {
@@ -67,6 +71,8 @@ export interface ConsumeResult {
   /** Arrival time (ns) of order id i + 1 at index i. */
   readonly receiveTimes?: number[] | undefined;
   readonly rss?: readonly RssSample[] | undefined;
+  /** GC pauses and event-loop delay over the measured messages; with `times` only. */
+  readonly tail?: TailStats | undefined;
 }
 
 export interface EmbeddedWorkerResult extends EmbeddedResult {
@@ -141,7 +147,18 @@ async function produce(job: ProduceJob): Promise<ProduceResult> {
     } else if (job.mode === 'each') {
       for (; seq <= job.messages; seq++) await producer.publish(seq);
     } else {
+      const tail = new TailRecorder();
       sendTimes = await atRate(producer, job);
+      const t1 = now();
+      return {
+        kind: 'produce',
+        t0,
+        t1,
+        cpuUs: cpuUs(cpu0),
+        sendTimes,
+        rss: sampler?.stop(),
+        tail: tail.stop(),
+      };
     }
     const t1 = now();
     return { kind: 'produce', t0, t1, cpuUs: cpuUs(cpu0), sendTimes, rss: sampler?.stop() };
@@ -175,6 +192,7 @@ async function consume(job: ConsumeJob): Promise<ConsumeResult> {
   let count = 0;
   let cpu0: NodeJS.CpuUsage = process.cpuUsage();
   let sampler: RssSampler | undefined;
+  let tail: TailRecorder | undefined;
   let finish: (r: ConsumeResult) => void = () => {};
   const finished = new Promise<ConsumeResult>((resolve) => {
     finish = resolve;
@@ -189,6 +207,7 @@ async function consume(job: ConsumeJob): Promise<ConsumeResult> {
       send({ type: 'warm' });
       cpu0 = process.cpuUsage();
       if (job.rssEveryMs) sampler = new RssSampler(job.rssEveryMs, () => count - job.warmup);
+      if (job.times) tail = new TailRecorder();
     }
     if (count === total) {
       finish({
@@ -197,6 +216,7 @@ async function consume(job: ConsumeJob): Promise<ConsumeResult> {
         cpuUs: cpuUs(cpu0),
         receiveTimes,
         rss: sampler?.stop(),
+        tail: tail?.stop(),
       });
     }
   };

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { parseRoutingKey } from '../contracts/event.js';
 import {
   type Envelope,
-  envelopeToProperties,
+  envelopeToPropertiesV1,
   HEADERS,
   type HeaderValue,
   type MessageProperties,
@@ -107,7 +107,7 @@ export function encodeCelery(
       `encodeCelery: the payload of ${envelope.type} has no JSON form (got ${typeof payload})`,
     );
   }
-  const native = envelopeToProperties(envelope);
+  const native = envelopeToPropertiesV1(envelope);
   const headers: Record<string, HeaderValue> = {
     lang: 'py',
     task: envelope.type,

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type Envelope, envelopeFromMessage, envelopeToProperties, HEADERS } from './envelope.js';
+import {
+  type Envelope,
+  envelopeFromMessage,
+  envelopeToProperties,
+  envelopeToPropertiesV1,
+  HEADERS,
+  WIRE_FORMAT,
+} from './envelope.js';
 import { uuidv7 } from './id.js';
 
 describe('uuidv7', () => {
@@ -35,8 +42,41 @@ describe('envelope on the wire', () => {
     tracestate: 'congo=t61rcWkgMzE',
   };
 
-  it('uses the documented, lasting header names', () => {
+  it('writes wire format 2: each CloudEvents attribute once, properties where AMQP has one', () => {
     const p = envelopeToProperties(envelope);
+    expect(p.headers).toEqual({
+      'ce-specversion': '1.0',
+      'ce-time': '2026-11-26T10:00:00.123Z',
+      'tidings-wire': '2',
+      'tidings-causation-id': 'cause-1',
+      traceparent: envelope.traceparent,
+    });
+    expect(p).toEqual({
+      messageId: envelope.id,
+      correlationId: 'corr-1',
+      type: 'order.v1.submit',
+      appId: 'order',
+      contentType: 'application/json',
+      headers: p.headers,
+    });
+    expect(WIRE_FORMAT).toBe('2');
+  });
+
+  it('leaves the correlation id out when it is the message id (an original message)', () => {
+    const p = envelopeToProperties({ ...envelope, correlationId: envelope.id });
+    expect(p.correlationId).toBeUndefined();
+    const back = envelopeFromMessage({
+      exchange: 'order',
+      routingKey: 'order.v1.submit',
+      body: Buffer.from('{}'),
+      properties: p,
+      redelivered: false,
+    });
+    expect(back?.correlationId).toBe(envelope.id);
+  });
+
+  it('keeps writing wire format 1 for the Celery codec: the documented, lasting header names', () => {
+    const p = envelopeToPropertiesV1(envelope);
     expect(p.headers).toEqual({
       'ce-specversion': '1.0',
       'ce-id': envelope.id,
@@ -55,6 +95,54 @@ describe('envelope on the wire', () => {
       contentType: 'application/json',
       timestamp: Math.floor(Date.parse(envelope.time) / 1000),
     });
+  });
+
+  it('reads wire format 1 as written by Tidings 0.1, and prefers its ce- headers', () => {
+    const base = {
+      exchange: 'order',
+      routingKey: 'order.v1.submit',
+      body: Buffer.from('{}'),
+      redelivered: false,
+    };
+    expect(envelopeFromMessage({ ...base, properties: envelopeToPropertiesV1(envelope) })).toEqual(
+      envelope,
+    );
+    // Another producer of format 1 whose headers and properties disagree: the headers win, as
+    // they did before format 2; amqplib may deliver long strings as Buffers.
+    const foreign = envelopeFromMessage({
+      ...base,
+      properties: {
+        messageId: 'prop-id',
+        type: 'order.v1.other',
+        appId: 'prop-source',
+        timestamp: 1_700_000_000,
+        headers: {
+          'ce-id': Buffer.from('header-id'),
+          'ce-type': 'order.v1.submit',
+          'ce-source': 'header-source',
+        },
+      },
+    });
+    expect(foreign).toMatchObject({
+      id: 'header-id',
+      type: 'order.v1.submit',
+      source: 'header-source',
+      time: new Date(1_700_000_000_000).toISOString(),
+    });
+  });
+
+  it('reads format 2 from the properties alone, whatever ce- headers a copy carries', () => {
+    const p = envelopeToProperties(envelope);
+    const message = {
+      exchange: 'order',
+      routingKey: 'order.v1.submit',
+      body: Buffer.from('{}'),
+      redelivered: false,
+      properties: { ...p, headers: { ...p.headers, 'ce-id': 'stale', 'ce-source': 'stale' } },
+    };
+    expect(envelopeFromMessage(message)).toEqual(envelope);
+    const noId = { ...message, properties: { ...p, messageId: undefined } };
+    expect(envelopeFromMessage(noId)).toBeUndefined();
   });
 
   it('keeps the failure header names stable', () => {

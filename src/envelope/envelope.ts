@@ -77,9 +77,11 @@ export interface IncomingMessage extends OutgoingMessage {
 }
 
 /**
- * Header names on the wire. CloudEvents 1.0 attributes use the `ce-` prefix; Tidings' own use
- * `tidings-`. The id, correlation id, type and source are also set as the standard AMQP
- * properties (`message_id`, `correlation_id`, `type`, `app_id`), so any AMQP tool shows them.
+ * Header names on the wire. CloudEvents 1.0 attributes that have no AMQP property use the `ce-`
+ * prefix; Tidings' own use `tidings-`. In wire format 2 (what Tidings writes, see
+ * {@link WIRE_FORMAT}) the id, type and source travel only as the AMQP properties `message_id`,
+ * `type` and `app_id`; `ce-id`, `ce-type` and `ce-source` are the headers of wire format 1, which
+ * readers still accept (and the Celery codec still writes).
  */
 export const HEADERS = {
   specversion: 'ce-specversion',
@@ -87,6 +89,8 @@ export const HEADERS = {
   source: 'ce-source',
   type: 'ce-type',
   time: 'ce-time',
+  /** The wire format of the envelope (`2`, see {@link WIRE_FORMAT}); absent in format 1. */
+  wire: 'tidings-wire',
   causationId: 'tidings-causation-id',
   /** W3C Trace Context: the trace and the span that sent the message (`00-<trace id>-<span id>-<flags>`). */
   traceparent: 'traceparent',
@@ -138,6 +142,45 @@ export type DeadLetterReason =
 /** The CloudEvents version Tidings writes. */
 export const SPEC_VERSION = '1.0';
 
+/**
+ * The wire format Tidings writes, the value of the `tidings-wire` header.
+ *
+ * - Format 1 (Tidings 0.1; no `tidings-wire` header): every CloudEvents attribute as a `ce-`
+ *   header, and the id, type, source and time a second time as the AMQP properties `message_id`,
+ *   `type`, `app_id` and `timestamp`.
+ * - Format 2: each attribute once. `id` is `message_id`, `type` is `type`, `source` is `app_id`,
+ *   `datacontenttype` is `content_type`; `specversion` and `time` have no AMQP property that
+ *   holds them (AMQP's `timestamp` has whole seconds only) and stay the headers `ce-specversion`
+ *   and `ce-time`. `correlation_id` is left out when it equals the id (an original message).
+ *
+ * Readers accept both, per message.
+ */
+export const WIRE_FORMAT = '2';
+
+/** Builds the AMQP-style properties for an envelope, in wire format 2 (see {@link WIRE_FORMAT}). */
+export function envelopeToProperties(envelope: Envelope): MessageProperties {
+  const headers: Record<string, HeaderValue> = {
+    [HEADERS.specversion]: SPEC_VERSION,
+    [HEADERS.time]: envelope.time,
+    [HEADERS.wire]: WIRE_FORMAT,
+  };
+  if (envelope.causationId !== undefined) headers[HEADERS.causationId] = envelope.causationId;
+  if (envelope.traceparent !== undefined) headers[HEADERS.traceparent] = envelope.traceparent;
+  if (envelope.tracestate !== undefined) headers[HEADERS.tracestate] = envelope.tracestate;
+  if (envelope.key !== undefined) {
+    headers[HEADERS.key] = envelope.key;
+    headers[HEADERS.bucket] = String(bucketOf(envelope.key));
+  }
+  return {
+    messageId: envelope.id,
+    correlationId: envelope.correlationId === envelope.id ? undefined : envelope.correlationId,
+    type: envelope.type,
+    appId: envelope.source,
+    contentType: 'application/json',
+    headers,
+  };
+}
+
 let parsedTime = '';
 let parsedSeconds = 0;
 
@@ -150,8 +193,12 @@ function epochSeconds(time: string): number {
   return parsedSeconds;
 }
 
-/** Builds the AMQP-style properties for an envelope. */
-export function envelopeToProperties(envelope: Envelope): MessageProperties {
+/**
+ * The properties of wire format 1 (see {@link WIRE_FORMAT}): every attribute as a `ce-` header and
+ * again as an AMQP property. The Celery codec keeps writing these, so that its messages stay as
+ * they were; readers of both formats take them.
+ */
+export function envelopeToPropertiesV1(envelope: Envelope): MessageProperties {
   const headers: Record<string, HeaderValue> = {
     [HEADERS.specversion]: SPEC_VERSION,
     [HEADERS.id]: envelope.id,
@@ -183,34 +230,51 @@ function str(value: HeaderValue): string | undefined {
   return undefined;
 }
 
+/** The last routing key parsed, and what it gave: most messages of a queue share one type. */
+let lastType = '';
+let lastParsed: ReturnType<typeof parseRoutingKey>;
+
+function parseType(type: string): ReturnType<typeof parseRoutingKey> {
+  if (type !== lastType) {
+    lastParsed = parseRoutingKey(type);
+    lastType = type;
+  }
+  return lastParsed;
+}
+
 /**
- * Reads the envelope of a delivered message. Returns `undefined` when the message has no id
- * (neither `ce-id` nor `message_id`) or its type is not a Tidings routing key; such messages are
+ * Reads the envelope of a delivered message, of either wire format (see {@link WIRE_FORMAT}).
+ * Format 2 takes the id, type and source from the AMQP properties; format 1 (and a message of any
+ * other producer) prefers the `ce-` headers and falls back on the properties. Returns `undefined`
+ * when the message has no id or its type is not a Tidings routing key; such messages are
  * dead-lettered with reason `missing-envelope`.
  */
 export function envelopeFromMessage(message: IncomingMessage): Envelope | undefined {
   const p = message.properties;
   const h = p.headers;
-  const id = str(h[HEADERS.id]) ?? p.messageId;
-  const type = str(h[HEADERS.type]) ?? p.type ?? message.routingKey;
+  const v2 = h[HEADERS.wire] !== undefined;
+  const id = v2 ? p.messageId : (str(h[HEADERS.id]) ?? p.messageId);
+  const type = (v2 ? p.type : (str(h[HEADERS.type]) ?? p.type)) ?? message.routingKey;
   if (!id || !type) return undefined;
-  const parsed = parseRoutingKey(type);
+  const parsed = parseType(type);
   if (!parsed) return undefined;
   const time = str(h[HEADERS.time]) ?? timeFromTimestamp(p.timestamp) ?? new Date().toISOString();
-  const correlationId = p.correlationId ?? id;
+  const source = (v2 ? p.appId : (str(h[HEADERS.source]) ?? p.appId)) ?? 'unknown';
+  const causation = h[HEADERS.causationId];
+  const traceparent = h[HEADERS.traceparent];
   return {
     id,
     type,
     exchange: parsed.exchange,
     event: parsed.event,
     version: parsed.version,
-    source: str(h[HEADERS.source]) ?? p.appId ?? 'unknown',
+    source,
     time,
-    correlationId,
-    causationId: str(h[HEADERS.causationId]),
-    traceparent: str(h[HEADERS.traceparent]),
-    tracestate: str(h[HEADERS.tracestate]),
-    key: str(h[HEADERS.key]),
+    correlationId: p.correlationId ?? id,
+    causationId: causation === undefined ? undefined : str(causation),
+    traceparent: traceparent === undefined ? undefined : str(traceparent),
+    tracestate: h[HEADERS.tracestate] === undefined ? undefined : str(h[HEADERS.tracestate]),
+    key: h[HEADERS.key] === undefined ? undefined : str(h[HEADERS.key]),
   };
 }
 

@@ -1,13 +1,30 @@
 import { randomFillSync } from 'node:crypto';
 
-// Random bytes are drawn in blocks: one syscall per 256 ids instead of one per id.
-const POOL_SIZE = 16 * 256;
+// Random bytes are drawn in blocks: one system call per 4,096 ids instead of one per id (with 256
+// a block, drawing them was a tenth of the id's cost on the embedded broker).
+const POOL_SIZE = 16 * 4096;
 const pool = Buffer.allocUnsafe(POOL_SIZE);
 let poolOffset = POOL_SIZE;
 let lastMs = -1;
 let counter = 0;
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** The two ASCII hex digits of each byte value, at 2 × byte. */
+const HEX_DIGITS = new Uint8Array(512);
+for (let i = 0; i < 256; i++) {
+  HEX_DIGITS[2 * i] = '0123456789abcdef'.charCodeAt(i >> 4);
+  HEX_DIGITS[2 * i + 1] = '0123456789abcdef'.charCodeAt(i & 15);
+}
+
+/**
+ * The id is written as ASCII into this buffer and read out as one string: concatenating 22 pieces
+ * made a rope of 21 intermediate strings per id (about 700 bytes of garbage, and half the time).
+ */
+const text = Buffer.alloc(36, 0x2d); // '-' stays at 8, 13, 18 and 23
+
+function hex(at: number, byte: number): void {
+  text[at] = HEX_DIGITS[2 * byte]!;
+  text[at + 1] = HEX_DIGITS[2 * byte + 1]!;
+}
 
 /**
  * Returns a UUID version 7 (RFC 9562): 48 bits of Unix time in milliseconds, then a 12-bit counter
@@ -19,12 +36,12 @@ export function uuidv7(now: number = Date.now()): string {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const b = pool.subarray(poolOffset, poolOffset + 16);
+  const r = poolOffset;
   poolOffset += 16;
   if (now > lastMs) {
     lastMs = now;
     // Start each millisecond from a random point in the lower half, leaving room to count up.
-    counter = b[6]! & 0x07;
+    counter = pool[r + 6]! & 0x07;
   } else {
     counter++;
     if (counter > 0xfff) {
@@ -36,28 +53,18 @@ export function uuidv7(now: number = Date.now()): string {
   const ms = lastMs;
   const hi = Math.floor(ms / 0x100000000);
   const lo = ms >>> 0;
-  return (
-    HEX[(hi >>> 8) & 0xff]! +
-    HEX[hi & 0xff]! +
-    HEX[(lo >>> 24) & 0xff]! +
-    HEX[(lo >>> 16) & 0xff]! +
-    '-' +
-    HEX[(lo >>> 8) & 0xff]! +
-    HEX[lo & 0xff]! +
-    '-' +
-    HEX[0x70 | (counter >>> 8)]! +
-    HEX[counter & 0xff]! +
-    '-' +
-    HEX[0x80 | (b[8]! & 0x3f)]! +
-    HEX[b[9]!]! +
-    '-' +
-    HEX[b[10]!]! +
-    HEX[b[11]!]! +
-    HEX[b[12]!]! +
-    HEX[b[13]!]! +
-    HEX[b[14]!]! +
-    HEX[b[15]!]!
-  );
+  hex(0, (hi >>> 8) & 0xff);
+  hex(2, hi & 0xff);
+  hex(4, (lo >>> 24) & 0xff);
+  hex(6, (lo >>> 16) & 0xff);
+  hex(9, (lo >>> 8) & 0xff);
+  hex(11, lo & 0xff);
+  hex(14, 0x70 | (counter >>> 8));
+  hex(16, counter & 0xff);
+  hex(19, 0x80 | (pool[r + 8]! & 0x3f));
+  hex(21, pool[r + 9]!);
+  for (let i = 0; i < 6; i++) hex(24 + 2 * i, pool[r + 10 + i]!);
+  return text.toString('latin1', 0, 36);
 }
 
 let isoMs = -1;

@@ -2,7 +2,7 @@ import { type DecodeFailure, decodeMessage } from '../envelope/codec.js';
 import { attemptsOf, type Envelope } from '../envelope/envelope.js';
 import { ValidationError } from '../errors.js';
 import type { Delivery } from '../transports/transport.js';
-import type { HandlerContext, RegisteredHandler } from './handlers.js';
+import type { HandlerContext, RegisteredHandler, Subscription } from './handlers.js';
 import type { ClaimResult } from './idempotency.js';
 import { type DeliveryProbe, messageLogFields } from './instrumentation.js';
 import type { EventPublisher } from './publishing.js';
@@ -30,8 +30,11 @@ export interface DeliveryScope extends SettlementScope {
  * 6. handle: the handler runs; returning acknowledges, throwing goes to `settleFailure` (retry
  *    with backoff, then `handler-error`).
  *
- * Resolves once the message is settled. Rejects only when settling itself failed (the broker
- * refused the ack, say); the caller then makes sure the message does not stay unsettled.
+ * Returns `undefined` when the message was settled within the call (synchronous schemas and
+ * handler, and a transport with `ackNow`: the common case, which then costs no promise at all),
+ * else a promise that resolves once it is settled. Rejects (or throws) only when settling itself
+ * failed (the broker refused the ack, say); the caller then makes sure the message does not stay
+ * unsettled.
  *
  * With instrumentation, all of it runs inside the probe's `run`, the handler inside its `handle`,
  * and the message is settled through the probe's `delivery`.
@@ -40,14 +43,15 @@ export function processDelivery(
   scope: DeliveryScope,
   h: RegisteredHandler,
   delivery: Delivery,
-): Promise<void> {
-  const hooks = scope.service.instrumentation;
-  if (!hooks) return processMessage(scope, h, delivery, undefined);
+): Promise<void> | undefined {
+  // Not `async`: see above. Every failure of the asynchronous steps still reaches the caller as a
+  // rejection.
   try {
-    const probe = hooks.deliver(delivery, h);
-    if (!probe) return processMessage(scope, h, delivery, undefined);
+    const hooks = scope.service.instrumentation;
+    const probe = hooks?.deliver(delivery, h);
+    if (!probe) return deliver(scope, h, delivery, undefined);
     return probe
-      .run(() => processMessage(scope, h, probe.delivery, probe))
+      .run(() => deliver(scope, h, probe.delivery, probe) ?? Promise.resolve())
       .then(
         () => probe.end(undefined),
         (error: unknown) => {
@@ -61,12 +65,12 @@ export function processDelivery(
   }
 }
 
-async function processMessage(
+function deliver(
   scope: DeliveryScope,
   h: RegisteredHandler,
   delivery: Delivery,
   probe: DeliveryProbe | undefined,
-): Promise<void> {
+): Promise<void> | undefined {
   const message = delivery.message;
   if (scope.signal.aborted) return delivery.requeue();
   const limit = scope.service.maxMessageBytes;
@@ -82,7 +86,7 @@ async function processMessage(
     const { reason, error } = decoded as DecodeFailure;
     return deadLetter(scope, h, delivery, reason, { message: error });
   }
-  const sub = h.events.get(`${envelope.exchange}.${envelope.event}`);
+  const sub = subscriptionOf(h, envelope);
   if (!sub) {
     return deadLetter(scope, h, delivery, 'unknown-event', {
       message: `${envelope.type} is not an event this handler knows (${[...h.events.keys()].join(', ')})`,
@@ -98,88 +102,212 @@ async function processMessage(
   let payload: unknown;
   try {
     payload = readPayload(sub, envelope.version, decoded.payload);
-    if (payload instanceof Promise) payload = await payload;
   } catch (error) {
-    if (error instanceof ValidationError) {
-      return deadLetter(scope, h, delivery, 'schema-violation', {
-        name: error.name,
-        message: error.message,
-        issues: JSON.stringify(
-          error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
-        ),
-      });
-    }
-    return deadLetter(
-      scope,
-      h,
-      delivery,
-      'schema-violation',
-      describeError(error, 'upcast failed'),
+    return invalid(scope, h, delivery, error);
+  }
+  if (payload instanceof Promise) {
+    return payload.then(
+      (p: unknown) => handle(scope, h, delivery, envelope, p, probe),
+      (error: unknown) => invalid(scope, h, delivery, error),
     );
   }
   return handle(scope, h, delivery, envelope, payload, probe);
 }
 
+/** The last type looked up per handler, and its subscription: most queues carry one type. */
+const lastLookup = new WeakMap<
+  RegisteredHandler,
+  { type: string; sub: Subscription | undefined }
+>();
+
+/** The subscription of a handler for the event of `envelope`, if it has one. */
+function subscriptionOf(h: RegisteredHandler, envelope: Envelope): Subscription | undefined {
+  const last = lastLookup.get(h);
+  if (last?.type === envelope.type) return last.sub;
+  const sub = h.events.get(`${envelope.exchange}.${envelope.event}`);
+  lastLookup.set(h, { type: envelope.type, sub });
+  return sub;
+}
+
+/** Step 4 failed: the payload does not match its schema, or an upcast threw. */
+function invalid(
+  scope: DeliveryScope,
+  h: RegisteredHandler,
+  delivery: Delivery,
+  error: unknown,
+): Promise<void> {
+  if (error instanceof ValidationError) {
+    return deadLetter(scope, h, delivery, 'schema-violation', {
+      name: error.name,
+      message: error.message,
+      issues: JSON.stringify(
+        error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
+      ),
+    });
+  }
+  return deadLetter(scope, h, delivery, 'schema-violation', describeError(error, 'upcast failed'));
+}
+
+/**
+ * What a handler gets besides the payload. A class rather than a literal with a closure: the
+ * `publish` function is made only when a handler reads it (most never do).
+ */
+class Context implements HandlerContext {
+  readonly wireVersion: number;
+  constructor(
+    readonly envelope: Envelope,
+    readonly attempt: number,
+    readonly redelivered: boolean,
+    readonly signal: AbortSignal,
+    readonly service: string,
+    private readonly publisher: EventPublisher,
+    /** The delivery's probe: what the handler publishes is traced as caused by it. */
+    private readonly probe: DeliveryProbe | undefined,
+  ) {
+    this.wireVersion = envelope.version;
+  }
+
+  get publish(): HandlerContext['publish'] {
+    const { publisher, envelope, probe } = this;
+    return (event, p, options) => publisher.send(event, p, options, envelope, probe);
+  }
+}
+
+/** Whether a handler's result is a promise (or any thenable) to wait for. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/** Runs the handler on its input, inside the probe's `handle` when there is one. */
+function run(
+  h: RegisteredHandler,
+  envelope: Envelope,
+  payload: unknown,
+  context: Context,
+  probe: DeliveryProbe | undefined,
+): unknown {
+  const input = h.tagged
+    ? { exchange: envelope.exchange, event: envelope.event, payload }
+    : payload;
+  return probe
+    ? probe.handle(envelope, context.attempt, () => h.fn(input, context))
+    : h.fn(input, context);
+}
+
 /** Steps 5 and 6 of {@link processDelivery}: the idempotency claim, the handler, the ack. */
-async function handle(
+function handle(
   scope: DeliveryScope,
   h: RegisteredHandler,
   delivery: Delivery,
   envelope: Envelope,
   payload: unknown,
   probe: DeliveryProbe | undefined,
+): Promise<void> | undefined {
+  const context = new Context(
+    envelope,
+    attemptsOf(delivery.message) + 1,
+    delivery.message.redelivered,
+    scope.signal,
+    scope.service.name,
+    scope.publisher,
+    probe,
+  );
+  if (h.idempotency) return handleOnce(scope, h, delivery, context, payload, probe);
+  const started = scope.observers.has('handled') ? performance.now() : -1;
+  let result: unknown;
+  try {
+    result = run(h, envelope, payload, context, probe);
+  } catch (error) {
+    return settleFailure(scope, h, delivery, envelope, context.attempt, error);
+  }
+  if (isThenable(result)) {
+    return Promise.resolve(result).then(
+      () => acknowledge(scope, h, delivery, envelope, payload, started),
+      (error: unknown) => settleFailure(scope, h, delivery, envelope, context.attempt, error),
+    );
+  }
+  return acknowledge(scope, h, delivery, envelope, payload, started);
+}
+
+/** The handler returned: ack, then tell the `handled` observers (when any listened at the start). */
+function acknowledge(
+  scope: DeliveryScope,
+  h: RegisteredHandler,
+  delivery: Delivery,
+  envelope: Envelope,
+  payload: unknown,
+  started: number,
+): Promise<void> | undefined {
+  if (delivery.ackNow) {
+    delivery.ackNow();
+    if (started >= 0) handled(scope, h, envelope, payload, started);
+    return undefined;
+  }
+  const acked = delivery.ack();
+  if (started < 0) return acked;
+  return acked.then(() => handled(scope, h, envelope, payload, started));
+}
+
+function handled(
+  scope: DeliveryScope,
+  h: RegisteredHandler,
+  envelope: Envelope,
+  payload: unknown,
+  started: number,
+): void {
+  scope.observers.emit('handled', {
+    service: scope.service.name,
+    queue: h.queue,
+    envelope,
+    payload,
+    durationMs: performance.now() - started,
+  });
+}
+
+/** {@link handle} with an idempotency store: claim the id first, record it once handled. */
+async function handleOnce(
+  scope: DeliveryScope,
+  h: RegisteredHandler,
+  delivery: Delivery,
+  context: Context,
+  payload: unknown,
+  probe: DeliveryProbe | undefined,
 ): Promise<void> {
-  const attempt = attemptsOf(delivery.message) + 1;
+  const envelope = context.envelope;
   const started = performance.now();
   const service = scope.service.name;
-  const context: HandlerContext = {
-    envelope,
-    wireVersion: envelope.version,
-    attempt,
-    redelivered: delivery.message.redelivered,
-    signal: scope.signal,
-    service,
-    publish: (event, p, options) => scope.publisher.send(event, p, options, envelope, probe),
-  };
-  const idem = h.idempotency;
-  const key = idem ? `${h.queue}:${envelope.id}` : undefined;
-  if (idem && key) {
-    let claim: ClaimResult;
-    try {
-      claim = await idem.store.claim(key, idem.leaseMs);
-    } catch (error) {
-      // The store is down: not the message's fault, so no attempt is spent; look again later.
-      storeError(scope, error, h, delivery);
-      return delivery.retry(idem.busyRetryMs, {});
-    }
-    if (claim === 'done') {
-      await delivery.ack();
-      scope.observers.emit('duplicate', { service, queue: h.queue, envelope });
-      return;
-    }
-    if (claim === 'busy') return delivery.retry(idem.busyRetryMs, {});
-  }
+  const idem = h.idempotency!;
+  const key = `${h.queue}:${envelope.id}`;
+  let claim: ClaimResult;
   try {
-    const input = h.tagged
-      ? { exchange: envelope.exchange, event: envelope.event, payload }
-      : payload;
-    await (probe
-      ? probe.handle(envelope, attempt, () => h.fn(input, context))
-      : h.fn(input, context));
+    claim = await idem.store.claim(key, idem.leaseMs);
   } catch (error) {
-    if (idem && key) {
-      await Promise.resolve()
-        .then(() => idem.store.release(key))
-        .catch((e: unknown) => storeError(scope, e, h, delivery));
-    }
-    return settleFailure(scope, h, delivery, envelope, attempt, error);
+    // The store is down: not the message's fault, so no attempt is spent; look again later.
+    storeError(scope, error, h, delivery);
+    return delivery.retry(idem.busyRetryMs, {});
   }
-  if (idem && key) {
-    // The effects happened: a failure to record them must not turn into a retry that repeats them.
+  if (claim === 'done') {
+    await delivery.ack();
+    scope.observers.emit('duplicate', { service, queue: h.queue, envelope });
+    return;
+  }
+  if (claim === 'busy') return delivery.retry(idem.busyRetryMs, {});
+  try {
+    await run(h, envelope, payload, context, probe);
+  } catch (error) {
     await Promise.resolve()
-      .then(() => idem.store.complete(key, idem.ttlMs))
+      .then(() => idem.store.release(key))
       .catch((e: unknown) => storeError(scope, e, h, delivery));
+    return settleFailure(scope, h, delivery, envelope, context.attempt, error);
   }
+  // The effects happened: a failure to record them must not turn into a retry that repeats them.
+  await Promise.resolve()
+    .then(() => idem.store.complete(key, idem.ttlMs))
+    .catch((e: unknown) => storeError(scope, e, h, delivery));
   await delivery.ack();
   if (scope.observers.has('handled')) {
     scope.observers.emit('handled', {

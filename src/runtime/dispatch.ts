@@ -102,41 +102,64 @@ export class Dispatcher {
   private run(lane: Lane, delivery: Delivery): void {
     lane.running++;
     const h = lane.handler;
-    // A partition keeps its keys in order: a retry waits in place instead of letting the next
-    // message of its queue overtake it.
-    const handled = h.partitions
-      ? processDelivery(
-          this.scope,
-          h,
-          retryInPlace(delivery, (d) => processDelivery(this.scope, h, d), this.stopping.signal),
-        )
-      : processDelivery(this.scope, h, delivery);
-    handled
-      .catch((error: unknown) => {
-        // Something failed outside the handler (the broker refused a settle, a store threw):
-        // the message must not stay unsettled, holding a prefetch slot for ever. Park it for a
-        // second (attempts unchanged), else give it back; if it was settled, both refuse quietly.
-        this.scope.service.logger.error(
-          `failed to settle a message of ${lane.handler.queue}; it will be delivered again`,
-          { error, ...messageLogFields(delivery.message) },
-        );
-        return delivery
-          .retry(1000, {})
-          .catch(() => delivery.requeue())
-          .catch(() => {});
-      })
-      .finally(() => {
-        lane.running--;
-        this.inFlight--;
-        const next = lane.waiting.shift();
-        if (next && !this.closing) this.run(lane, next);
-        else if (next) {
-          this.inFlight--;
-          if (!releases(lane)) next.requeue().catch(() => {});
-        }
-        if (this.inFlight === 0 && this.idleWaiters.length > 0) {
-          for (const resolve of this.idleWaiters.splice(0)) resolve();
-        }
-      });
+    let settling: Promise<void> | undefined;
+    try {
+      // A partition keeps its keys in order: a retry waits in place instead of letting the next
+      // message of its queue overtake it.
+      settling = h.partitions
+        ? processDelivery(
+            this.scope,
+            h,
+            retryInPlace(
+              delivery,
+              (d) => processDelivery(this.scope, h, d) ?? Promise.resolve(),
+              this.stopping.signal,
+            ),
+          )
+        : processDelivery(this.scope, h, delivery);
+    } catch (error) {
+      this.recover(lane, delivery, error);
+      return;
+    }
+    // Settled within the call (the common case): no promise at all for this message.
+    if (settling === undefined) this.finished(lane);
+    else {
+      settling.then(
+        () => this.finished(lane),
+        (error: unknown) => this.recover(lane, delivery, error),
+      );
+    }
+  }
+
+  /**
+   * Something failed outside the handler (the broker refused a settle, a store threw): the
+   * message must not stay unsettled, holding a prefetch slot for ever. Park it for a second
+   * (attempts unchanged), else give it back; if it was settled, both refuse quietly.
+   */
+  private recover(lane: Lane, delivery: Delivery, error: unknown): void {
+    this.scope.service.logger.error(
+      `failed to settle a message of ${lane.handler.queue}; it will be delivered again`,
+      { error, ...messageLogFields(delivery.message) },
+    );
+    delivery
+      .retry(1000, {})
+      .catch(() => delivery.requeue())
+      .catch(() => {})
+      .then(() => this.finished(lane));
+  }
+
+  /** A message of `lane` is settled: run the next one waiting, wake `idle()` waiters. */
+  private finished(lane: Lane): void {
+    lane.running--;
+    this.inFlight--;
+    const next = lane.waiting.shift();
+    if (next && !this.closing) this.run(lane, next);
+    else if (next) {
+      this.inFlight--;
+      if (!releases(lane)) next.requeue().catch(() => {});
+    }
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
   }
 }

@@ -126,7 +126,9 @@ export interface DeliveryProbe {
 export function messageLogFields(message: IncomingMessage): Record<string, unknown> {
   const p = message.properties;
   const h = p.headers;
-  return fields(text(h[HEADERS.id]) ?? p.messageId, p.correlationId, text(h[HEADERS.traceparent]));
+  const id = text(h[HEADERS.id]) ?? p.messageId;
+  // Wire format 2 leaves correlation_id out when it is the message's own id.
+  return fields(id, p.correlationId ?? id, text(h[HEADERS.traceparent]));
 }
 
 /** {@link messageLogFields} for a message being published. */

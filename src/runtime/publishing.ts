@@ -9,7 +9,7 @@ import { codecFor } from '../envelope/codec.js';
 import type { Envelope, OutgoingMessage } from '../envelope/envelope.js';
 import { isoNow, uuidv7 } from '../envelope/id.js';
 import { ConfigError, StateError, UnroutableError } from '../errors.js';
-import type { Transport } from '../transports/transport.js';
+import type { PublishOutcome, Transport } from '../transports/transport.js';
 import type { Observers } from './events.js';
 import { type DeliveryProbe, envelopeLogFields, type PublishProbe } from './instrumentation.js';
 import type { ResolvedServiceOptions } from './options.js';
@@ -145,7 +145,8 @@ export class EventPublisher {
     cause: DeliveryProbe | undefined,
   ): Promise<Envelope> {
     const key = messageKey(event.versions[version - 1]!, value, options?.key);
-    const id = options?.id ?? uuidv7();
+    const now = Date.now();
+    const id = options?.id ?? uuidv7(now);
     const traceparent = options?.traceparent;
     let envelope: Envelope = {
       id,
@@ -154,7 +155,7 @@ export class EventPublisher {
       event: event.name,
       version,
       source: this.service.name,
-      time: isoNow(),
+      time: isoNow(now),
       correlationId: options?.correlationId ?? parent?.correlationId ?? id,
       causationId: options?.causationId ?? parent?.id,
       traceparent: traceparent ?? parent?.traceparent,
@@ -186,47 +187,68 @@ export class EventPublisher {
       throw error;
     }
     if (options?.tx !== undefined) return this.writeToOutbox(options, envelope, message, probe);
-    const send = () =>
-      this.declared.has(exchange)
+    const declared = this.declared.has(exchange);
+    if (!probe) {
+      if (declared && this.transport.publishNow) {
+        // A broker in this process (the embedded one) takes the message within the call: one
+        // promise for the caller, none for the transport, no closure.
+        const outcome = this.transport.publishNow(message);
+        return Promise.resolve(this.sent(envelope, value, outcome));
+      }
+      const sent = declared
         ? this.transport.publish(message)
         : this.declareExchange(exchange).then(() => this.transport.publish(message));
-    const sent = probe ? probe.run(send) : send();
+      return sent.then((outcome) => this.sent(envelope, value, outcome));
+    }
+    // Instrumented: the send runs inside the probe's span, which ends with the broker's answer.
+    const p = probe;
+    const sending = envelope;
     let routed = false;
-    const done = sent.then((outcome) => {
-      routed = outcome.routed;
-      if (this.observers.has('published')) {
-        this.observers.emit('published', {
-          service: this.service.name,
-          envelope,
-          payload: value,
-          routed: outcome.routed,
+    return p
+      .run(() =>
+        declared
+          ? this.transport.publish(message)
+          : this.declareExchange(exchange).then(() => this.transport.publish(message)),
+      )
+      .then((outcome) => {
+        routed = outcome.routed;
+        return this.sent(sending, value, outcome);
+      })
+      .then(
+        (sentEnvelope) => {
+          p.end(undefined, routed);
+          return sentEnvelope;
+        },
+        (error: unknown) => {
+          p.end(error, routed);
+          throw error;
+        },
+      );
+  }
+
+  /** The broker has the message: tell the observers, apply the unroutable policy. */
+  private sent(envelope: Envelope, value: unknown, outcome: PublishOutcome): Envelope {
+    if (this.observers.has('published')) {
+      this.observers.emit('published', {
+        service: this.service.name,
+        envelope,
+        payload: value,
+        routed: outcome.routed,
+      });
+    }
+    if (!outcome.routed) {
+      const policy = this.service.unroutable;
+      const { exchange, type: routingKey, id } = envelope;
+      if (policy === 'error') throw new UnroutableError(exchange, routingKey);
+      if (policy === 'warn') {
+        this.service.logger.warn(`no queue received ${routingKey}`, {
+          id,
+          exchange,
+          ...envelopeLogFields(envelope),
         });
       }
-      if (!outcome.routed) {
-        const policy = this.service.unroutable;
-        if (policy === 'error') throw new UnroutableError(exchange, routingKey);
-        if (policy === 'warn') {
-          this.service.logger.warn(`no queue received ${routingKey}`, {
-            id,
-            exchange,
-            ...envelopeLogFields(envelope),
-          });
-        }
-      }
-      return envelope;
-    });
-    if (!probe) return done;
-    const p = probe;
-    return done.then(
-      (sentEnvelope) => {
-        p.end(undefined, routed);
-        return sentEnvelope;
-      },
-      (error: unknown) => {
-        p.end(error, routed);
-        throw error;
-      },
-    );
+    }
+    return envelope;
   }
 
   /**

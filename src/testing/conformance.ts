@@ -7,7 +7,7 @@ import {
   type OutgoingMessage,
 } from '../envelope/envelope.js';
 import { uuidv7 } from '../envelope/id.js';
-import { NonRetryableError, PublishRejectedError, UnroutableError } from '../errors.js';
+import { NonRetryableError, PublishRejectedError, StateError, UnroutableError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import { createService, type Service } from '../runtime/service.js';
 import {
@@ -221,6 +221,23 @@ export function describeTransportConformance(name: string, options: ConformanceO
         );
         expect(await t.publish(message(exchange, 'a'))).toEqual({ routed: true });
       });
+
+      it('publishNow, when the transport offers it, routes like publish and throws where publish rejects', async () => {
+        const t = await open();
+        if (!t.publishNow) return;
+        const exchange = uniqueName('ex');
+        await declare(t, {
+          exchanges: [exchange],
+          queues: [{ name: `${exchange}.q`, bindings: [{ exchange, pattern: 'a.b' }] }],
+        });
+        expect(t.publishNow(message(exchange, 'a.b'))).toEqual({ routed: true });
+        expect(t.publishNow(message(exchange, 'a.c'))).toEqual({ routed: false });
+        expect(() => t.publishNow!(message(uniqueName('missing'), 'a'))).toThrow(
+          PublishRejectedError,
+        );
+        const { got } = await collect(t, `${exchange}.q`, 10);
+        await waitFor(() => got.length === 1, 'the message published with publishNow', timeoutMs);
+      });
     });
 
     describe('delivery', () => {
@@ -245,6 +262,27 @@ export function describeTransportConformance(name: string, options: ConformanceO
         expect(got.map((d) => Number(d.message.body.toString()))).toEqual(
           Array.from({ length: 200 }, (_, i) => i),
         );
+      });
+
+      it('ackNow, when deliveries offer it, settles like ack: the slot frees, a second settle throws', async () => {
+        const t = await open();
+        const { exchange, queue } = await queueWith(t);
+        for (let i = 0; i < 3; i++) await t.publish(message(exchange, 'k', String(i)));
+        const held: Delivery[] = [];
+        await t.consume(queue, { prefetch: 1 }, (d) => held.push(d));
+        await waitFor(() => held.length === 1, 'a delivery', timeoutMs);
+        const first = held[0]!;
+        if (!first.ackNow) {
+          await first.ack();
+          return;
+        }
+        first.ackNow();
+        expect(() => first.ackNow!()).toThrow(StateError);
+        await expect(first.ack()).rejects.toBeInstanceOf(StateError);
+        await waitFor(() => held.length === 2, 'the next delivery after ackNow', timeoutMs);
+        held[1]!.ackNow!();
+        await waitFor(() => held.length === 3, 'the third delivery', timeoutMs);
+        await held[2]!.ack();
       });
 
       it('keeps at most `prefetch` deliveries unsettled per consumer', async () => {
@@ -638,7 +676,9 @@ export function describeTransportConformance(name: string, options: ConformanceO
         expect(h[HEADERS.attempts]).toBe(3);
         expect(h[HEADERS.service]).toBe(s.name);
         expect(h[HEADERS.originalRoutingKey]).toBe(submit.routingKey());
-        expect(h[HEADERS.id]).toBe(env.id);
+        // The envelope is kept as published: wire format 2 carries the id as message_id.
+        expect(dlq.got[0]!.message.properties.messageId).toBe(env.id);
+        expect(h[HEADERS.time]).toBe(env.time);
         expect(Date.parse(String(h[HEADERS.firstFailure]))).toBeLessThanOrEqual(
           Date.parse(String(h[HEADERS.lastFailure])),
         );

@@ -102,16 +102,11 @@ describe('asyncApi', () => {
       payload: { $ref: '#/components/schemas/order.v2.submit' },
       bindings: { amqp: { messageType: 'order.v2.submit' } },
     });
-    expect(at(message, 'headers').required).toEqual([
-      'ce-specversion',
-      'ce-id',
-      'ce-source',
-      'ce-type',
-      'ce-time',
-    ]);
-    expect(at(message, 'headers', 'properties', 'ce-type')).toMatchObject({
-      const: 'order.v2.submit',
-    });
+    // Wire format 2: id, type and source are AMQP properties; only what has none is a header.
+    expect(at(message, 'headers').required).toEqual(['ce-specversion', 'ce-time', 'tidings-wire']);
+    expect(at(message, 'headers', 'properties', 'tidings-wire')).toMatchObject({ const: '2' });
+    expect(at(message, 'headers', 'properties', 'ce-id')).toBeUndefined();
+    expect(String(at(message, 'headers').description)).toContain('message_id');
     expect(at(doc, 'components', 'schemas', 'order.v2.submit')).toMatchObject({
       type: 'object',
       required: ['id', 'total', 'currency'],

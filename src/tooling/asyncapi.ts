@@ -1,4 +1,4 @@
-import { HEADERS } from '../envelope/envelope.js';
+import { HEADERS, WIRE_FORMAT } from '../envelope/envelope.js';
 import { compare } from './contracts.js';
 import {
   conversion,
@@ -134,22 +134,28 @@ function messageOf(v: RoutedVersion): JsonSchema {
 
 function headersOf(routingKey: string, keyed: boolean): JsonSchema {
   const text = (description: string) => ({ type: 'string', description });
-  const required = [HEADERS.specversion, HEADERS.id, HEADERS.source, HEADERS.type, HEADERS.time];
+  const required = [HEADERS.specversion, HEADERS.time, HEADERS.wire];
   return {
     type: 'object',
     description:
-      'CloudEvents 1.0 attributes (binary mode) in the AMQP headers table. The same values are ' +
-      'also in the AMQP properties message_id, type, app_id and timestamp.',
+      `Tidings wire format ${WIRE_FORMAT}: each CloudEvents 1.0 attribute once. id is the AMQP ` +
+      `property message_id (a UUIDv7, kept across retries and replays), type is the property type ` +
+      `(the routing key, ${routingKey}; also the amqp binding's messageType), source is app_id ` +
+      '(the publishing service), datacontenttype is content_type; the attributes that have no AMQP ' +
+      'property are these headers. correlation_id is set only when it differs from the id. Readers ' +
+      'also accept wire format 1 (no tidings-wire header; every attribute as a ce- header as well).',
     required: keyed ? [...required, HEADERS.key, HEADERS.bucket] : required,
     properties: {
       [HEADERS.specversion]: { type: 'string', const: '1.0', description: 'CloudEvents version.' },
-      [HEADERS.id]: text('Message id, a UUIDv7; kept across retries and replays.'),
-      [HEADERS.type]: { type: 'string', const: routingKey, description: 'The routing key.' },
-      [HEADERS.source]: text('The name of the publishing service.'),
       [HEADERS.time]: {
         type: 'string',
         format: 'date-time',
-        description: 'When the message was first published (RFC 3339, UTC).',
+        description: 'When the message was first published (RFC 3339 with milliseconds, UTC).',
+      },
+      [HEADERS.wire]: {
+        type: 'string',
+        const: WIRE_FORMAT,
+        description: 'The Tidings wire format of the envelope.',
       },
       [HEADERS.traceparent]: text('W3C trace context, when the publisher had one.'),
       [HEADERS.tracestate]: text('W3C trace state that goes with traceparent, when there is one.'),

@@ -32,6 +32,14 @@ export interface Transport {
   publish(message: OutgoingMessage): Promise<PublishOutcome>;
 
   /**
+   * Optional: {@link publish} done within the call, for a transport whose broker takes a message
+   * synchronously (the embedded broker). Returns the outcome, or throws what `publish` would
+   * reject with. The runtime uses it, when present, to spare a promise and a turn of the
+   * microtask queue per message; a transport that must wait for its broker leaves it out.
+   */
+  publishNow?(message: OutgoingMessage): PublishOutcome;
+
+  /**
    * Starts delivering the messages of a queue to `onDelivery`, at most `prefetch` unacknowledged
    * at a time. Each delivery must be settled exactly once (`ack`, `retry`, `deadLetter` or
    * `requeue`). Messages left unsettled when the consumer is cancelled stay with it until settled;
@@ -226,6 +234,12 @@ export interface Delivery {
   readonly remaining?: number | undefined;
   /** Done: the broker forgets the message. */
   ack(): Promise<void>;
+  /**
+   * Optional: {@link ack} done within the call (the ack is handed to the broker, or queued to
+   * leave in this tick), throwing where `ack` would reject. The runtime uses it, when present, so
+   * that a message handled synchronously costs no promise at all; `ack` stays the contract.
+   */
+  ackNow?(): void;
   /**
    * Handling failed and should be tried again later: the message is parked for `delayMs`
    * without blocking the queue, then delivered again to the same queue only, with `headers`

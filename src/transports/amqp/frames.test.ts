@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { amqplibFrames as amqplibBytes } from '../../../test/support/amqplib-frames.js';
 import { amqplibInternal, amqplibVersion } from '../../../test/support/amqplib-package.js';
+import { envelopeToProperties } from '../../envelope/envelope.js';
 import { MessageEncodingError } from '../../errors.js';
 import { silentLogger } from '../../logger.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
@@ -11,6 +12,7 @@ import type { Delivery } from '../transport.js';
 import { encodePublish } from './frames.js';
 import { type AmqpTransport, amqpTransport } from './index.js';
 import { type FastPublish, probePublishPath } from './internals.js';
+import { publishOptions } from './transport.js';
 
 /** Publishes through the fast path of `channel`, probed anew (undefined: it stepped aside). */
 function tryPublishFrames(
@@ -22,8 +24,27 @@ function tryPublishFrames(
 
 const FRAME_MAX = 131_072;
 const id = '019abcde-1234-7abc-8def-0123456789ab';
-/** What Tidings' runtime publishes: the envelope's properties and CloudEvents headers. */
+/** What Tidings' runtime publishes, wire format 2: built by the envelope and the transport. */
 const tidings: Options.Publish = {
+  persistent: true,
+  mandatory: true,
+  ...publishOptions(
+    envelopeToProperties({
+      id,
+      type: 'order.v2.submit',
+      exchange: 'order',
+      event: 'submit',
+      version: 2,
+      source: 'order',
+      time: '2026-11-26T11:19:28.123Z',
+      correlationId: 'another-conversation',
+      causationId: 'the-cause',
+    }),
+  ),
+};
+
+/** Wire format 1 (what Tidings 0.1 and the Celery codec write): every attribute twice. */
+const formatOne: Options.Publish = {
   persistent: true,
   mandatory: true,
   messageId: id,
@@ -52,9 +73,16 @@ describe('encodePublish', () => {
     const body = Buffer.from(
       JSON.stringify({ id: 1, lines: [{ id: 2, quantity: 1, price: 9.5 }] }),
     );
-    const mine = encodePublish(3, FRAME_MAX, 'order', 'order.v2.submit', tidings, body);
-    expect(mine).toBeDefined();
-    expect(mine!.equals(amqplibBytes(3, 'order', 'order.v2.submit', tidings, body))).toBe(true);
+    for (const options of [tidings, formatOne]) {
+      const mine = encodePublish(3, FRAME_MAX, 'order', 'order.v2.submit', options, body);
+      expect(mine).toBeDefined();
+      expect(mine!.equals(amqplibBytes(3, 'order', 'order.v2.submit', options, body))).toBe(true);
+    }
+    // Format 2 is the smaller: the id, type and source are not repeated in headers.
+    const two = encodePublish(3, FRAME_MAX, 'order', 'order.v2.submit', tidings, body)!;
+    const one = encodePublish(3, FRAME_MAX, 'order', 'order.v2.submit', formatOne, body)!;
+    expect(two.length).toBeLessThan(one.length);
+    expect(tidings.headers).toMatchObject({ 'tidings-wire': '2', 'ce-time': expect.any(String) });
   });
 
   it('writes the same bytes as amqplib for any message it accepts (20,000 random ones)', () => {
@@ -123,7 +151,7 @@ describe('encodePublish', () => {
       { ...tidings, CC: ['a'] },
       { ...tidings, type: 'x'.repeat(256) },
       { ...tidings, messageId: 'é'.repeat(200) },
-      { ...tidings, timestamp: 1.5 },
+      { ...formatOne, timestamp: 1.5 },
     ];
     for (const o of cases) expect(encodePublish(1, FRAME_MAX, 'ex', 'rk', o, body)).toBeUndefined();
     // A body over one frame: amqplib splits it.

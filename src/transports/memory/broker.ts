@@ -131,8 +131,42 @@ class Fifo<T extends { seq: number }> {
   }
 }
 
+/**
+ * A consumer's unsettled deliveries: a list threaded through the deliveries themselves, so that
+ * taking one and settling it allocates nothing (a `Set` that goes from empty to one and back for
+ * every message keeps rehashing its table).
+ */
+class Unacked {
+  size = 0;
+  private head: MemoryDelivery | undefined;
+
+  add(d: MemoryDelivery): void {
+    d.next = this.head;
+    d.prev = undefined;
+    if (this.head) this.head.prev = d;
+    this.head = d;
+    this.size++;
+  }
+
+  delete(d: MemoryDelivery): void {
+    if (d.prev) d.prev.next = d.next;
+    else if (this.head === d) this.head = d.next;
+    else return;
+    if (d.next) d.next.prev = d.prev;
+    d.prev = d.next = undefined;
+    this.size--;
+  }
+
+  /** The deliveries, oldest first. */
+  toArray(): MemoryDelivery[] {
+    const out: MemoryDelivery[] = [];
+    for (let d = this.head; d; d = d.next) out.push(d);
+    return out.reverse();
+  }
+}
+
 class MemoryConsumer {
-  unacked = new Set<MemoryDelivery>();
+  readonly unacked = new Unacked();
   cancelled = false;
   constructor(
     readonly queue: MemoryQueue,
@@ -227,6 +261,9 @@ class MemoryDelivery implements Delivery {
   readonly message: IncomingMessage;
   /** Set by `get()`: the messages still ready behind this one. */
   remaining: number | undefined;
+  /** Neighbours in its consumer's {@link Unacked} list. */
+  prev: MemoryDelivery | undefined;
+  next: MemoryDelivery | undefined;
   private settled = false;
   /** Given back to its queue because its connection closed: settling it now does nothing. */
   private returned = false;
@@ -275,8 +312,17 @@ class MemoryDelivery implements Delivery {
     this.q.restore(this.stored);
   }
 
-  async ack(): Promise<void> {
+  ackNow(): void {
     this.settle();
+  }
+
+  ack(): Promise<void> {
+    try {
+      this.settle();
+      return SETTLED;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async requeue(): Promise<void> {
@@ -306,6 +352,12 @@ function sameHeader(value: HeaderValue, expected: HeaderValue): boolean {
   const text = (v: HeaderValue) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
   return value !== undefined && text(value) === text(expected);
 }
+/** What a settle resolves with: one promise shared by every delivery, not one each. */
+const SETTLED: Promise<void> = Promise.resolve();
+const ROUTED_OUTCOME: PublishOutcome = Object.freeze({ routed: true });
+const UNROUTED_OUTCOME: PublishOutcome = Object.freeze({ routed: false });
+const ROUTED: Promise<PublishOutcome> = Promise.resolve(ROUTED_OUTCOME);
+const UNROUTED: Promise<PublishOutcome> = Promise.resolve(UNROUTED_OUTCOME);
 
 function withHeaders(
   message: OutgoingMessage,
@@ -491,10 +543,15 @@ export class MemoryBroker {
    * once, as RabbitMQ does). Throws when the exchange does not exist.
    */
   route(message: OutgoingMessage): PublishOutcome {
+    return this.deliverTo(message) ? ROUTED_OUTCOME : UNROUTED_OUTCOME;
+  }
+
+  /** {@link route}, saying whether any queue took the message. */
+  deliverTo(message: OutgoingMessage): boolean {
     if (message.exchange === DEFAULT_EXCHANGE) {
       const q = this.queues.get(message.routingKey);
       q?.enqueue(message);
-      return { routed: q !== undefined };
+      return q !== undefined;
     }
     const ex = this.exchanges.get(message.exchange);
     if (!ex) {
@@ -513,12 +570,12 @@ export class MemoryBroker {
         ex.routes.set(message.routingKey, targets);
       }
       for (const q of targets) q.enqueue(message);
-      return { routed: targets.length > 0 };
+      return targets.length > 0;
     }
     const set = new Set<MemoryQueue>();
     this.collect(ex, message, set, new Set());
     for (const q of set) q.enqueue(message);
-    return { routed: set.size > 0 };
+    return set.size > 0;
   }
 
   /**
@@ -600,10 +657,15 @@ export class MemoryTransport implements Transport {
     }
   }
 
+  publishNow(message: OutgoingMessage): PublishOutcome {
+    if (this.closed) throw new StateError('The memory transport is closed');
+    return this.broker.route(message);
+  }
+
   publish(message: OutgoingMessage): Promise<PublishOutcome> {
     if (this.closed) return Promise.reject(new StateError('The memory transport is closed'));
     try {
-      return Promise.resolve(this.broker.route(message));
+      return this.broker.deliverTo(message) ? ROUTED : UNROUTED;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -628,7 +690,7 @@ export class MemoryTransport implements Transport {
       },
       release: async () => {
         consumer.cancelled = true;
-        for (const d of [...consumer.unacked]) d.returnToQueue();
+        for (const d of consumer.unacked.toArray()) d.returnToQueue();
         q.removeConsumer(consumer);
       },
     };
@@ -753,7 +815,7 @@ export class MemoryTransport implements Transport {
     for (const tap of [...this.taps]) tap.end(new StateError('The memory transport was closed'));
     for (const c of this.consumers) {
       c.queue.removeConsumer(c);
-      for (const d of [...c.unacked]) d.returnToQueue();
+      for (const d of c.unacked.toArray()) d.returnToQueue();
     }
     this.consumers.clear();
   }
