@@ -18,6 +18,8 @@ import * as amqplib from 'amqplib';
 import { type Library, type Names, namesFor } from './clients.js';
 import { measureCosts } from './costs.js';
 import type { EmbeddedJob } from './embedded.js';
+import { measureOutbox } from './outbox.js';
+import { runPartitionBench } from './partitions.js';
 import type { SchemaLibrary } from './payload.js';
 import { RESULTS_DIR, writeReport } from './report.js';
 import type {
@@ -33,6 +35,7 @@ import type {
 import { QUIET_BUSY_CORES, QUIET_LOAD } from './results.js';
 import { Worker } from './spawn.js';
 import { percentile } from './stats.js';
+import { measureTracing } from './tracing.js';
 import type {
   ConsumeJob,
   ConsumeResult,
@@ -389,7 +392,18 @@ async function main(): Promise<void> {
     format: 2,
     machine,
     loads,
-    scenarios: only ?? ['costs', 'publish', 'each', 'e2e', 'latency', 'embedded', 'memory'],
+    scenarios: only ?? [
+      'costs',
+      'publish',
+      'each',
+      'e2e',
+      'latency',
+      'embedded',
+      'memory',
+      'outbox',
+      'tracing',
+      'partitions',
+    ],
     rounds,
     seconds: 0,
     failures,
@@ -406,7 +420,7 @@ async function main(): Promise<void> {
     results.costs = measureCosts();
     const c = results.costs;
     progress(
-      `[0/7] costs per order: JSON.stringify ${c.stringify.toFixed(2)} µs, JSON.parse ${c.parse.toFixed(2)} µs, ArkType ${c.arktype.toFixed(2)} µs, zod ${c.zod.toFixed(2)} µs, valibot ${c.valibot.toFixed(2)} µs`,
+      `[0/9] costs per order: JSON.stringify ${c.stringify.toFixed(2)} µs, JSON.parse ${c.parse.toFixed(2)} µs, ArkType ${c.arktype.toFixed(2)} µs, zod ${c.zod.toFixed(2)} µs, valibot ${c.valibot.toFixed(2)} µs`,
     );
   });
 
@@ -419,7 +433,7 @@ async function main(): Promise<void> {
     );
     const r = results.publishBatch;
     progress(
-      `[1/7] publish, confirms of 100 in flight: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s, raw with Tidings' envelope ${fmt(med(r['raw-envelope']))}/s (wire format 1: ${fmt(med(r['raw-envelope-v1']))}/s)`,
+      `[1/9] publish, confirms of 100 in flight: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s, raw with Tidings' envelope ${fmt(med(r['raw-envelope']))}/s (wire format 1: ${fmt(med(r['raw-envelope-v1']))}/s)`,
     );
   });
 
@@ -430,7 +444,7 @@ async function main(): Promise<void> {
     );
     const r = results.publishEach;
     progress(
-      `[2/7] publish, awaiting each confirm: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s`,
+      `[2/9] publish, awaiting each confirm: tidings ${fmt(med(r.tidings))}/s, raw ${fmt(med(r.raw))}/s`,
     );
   });
 
@@ -443,7 +457,7 @@ async function main(): Promise<void> {
     );
     const r = results.e2e;
     progress(
-      `[3/7] end to end: tidings ${fmt(med(r.tidings))}/s (with zod ${fmt(med(r['tidings-zod']))}/s), raw ${fmt(med(r.raw))}/s, amqp-connection-manager ${fmt(med(r.acm))}/s, rascal ${fmt(med(r.rascal))}/s`,
+      `[3/9] end to end: tidings ${fmt(med(r.tidings))}/s (with zod ${fmt(med(r['tidings-zod']))}/s), raw ${fmt(med(r.raw))}/s, amqp-connection-manager ${fmt(med(r.acm))}/s, rascal ${fmt(med(r.rascal))}/s`,
     );
   });
 
@@ -458,7 +472,7 @@ async function main(): Promise<void> {
     const p = (v: LatencyRun[]) =>
       `${medOf(v, 'p50').toFixed(2)} / ${medOf(v, 'p99').toFixed(2)} / ${medOf(v, 'p999').toFixed(2)} ms`;
     progress(
-      `[4/7] latency at ${rate}/s, p50 / p99 / p99.9: tidings ${p(r.tidings)}, raw no-delay ${p(r['raw-nodelay'])}, raw ${p(r.raw)}`,
+      `[4/9] latency at ${rate}/s, p50 / p99 / p99.9: tidings ${p(r.tidings)}, raw no-delay ${p(r['raw-nodelay'])}, raw ${p(r.raw)}`,
     );
   });
 
@@ -477,7 +491,7 @@ async function main(): Promise<void> {
     );
     const r = results.embedded;
     progress(
-      `[5/7] embedded broker, validated both sides: ArkType ${fmt(medOf(r.arktype, 'perSecond'))}/s (its floor ${fmt(medOf(r['floor-arktype'], 'perSecond'))}/s), zod ${fmt(medOf(r.zod, 'perSecond'))}/s; no validation: ${fmt(medOf(r.none, 'perSecond'))}/s (its floor ${fmt(medOf(r['floor-json'], 'perSecond'))}/s)`,
+      `[5/9] embedded broker, validated both sides: ArkType ${fmt(medOf(r.arktype, 'perSecond'))}/s (its floor ${fmt(medOf(r['floor-arktype'], 'perSecond'))}/s), zod ${fmt(medOf(r.zod, 'perSecond'))}/s; no validation: ${fmt(medOf(r.none, 'perSecond'))}/s (its floor ${fmt(medOf(r['floor-json'], 'perSecond'))}/s)`,
     );
   });
 
@@ -523,7 +537,40 @@ async function main(): Promise<void> {
     const growth = (m: MemoryRun | undefined) =>
       m ? `${(m.rss[m.rss.length - 1]!.rssMb - m.rss[0]!.rssMb).toFixed(1)} MB` : 'failed';
     progress(
-      `[6/7] memory: RSS growth over ${fmt(amqpMessages)} on RabbitMQ (consumer) ${growth(results.memory.amqp)}, ${fmt(embeddedMessages)} embedded ${growth(results.memory.embedded)}`,
+      `[6/9] memory: RSS growth over ${fmt(amqpMessages)} on RabbitMQ (consumer) ${growth(results.memory.amqp)}, ${fmt(embeddedMessages)} embedded ${growth(results.memory.embedded)}`,
+    );
+  });
+
+  await scenario('outbox', async () => {
+    results.outbox = await measureOutbox({
+      amqpUrl: url,
+      rounds,
+      messages: 3000,
+      latencyMessages: 1000,
+      progress: (line) => progress(`  outbox: ${line}`),
+    });
+    const t = results.outbox.throughput;
+    const a = results.outbox.added.overDualWrite;
+    progress(
+      `[7/9] outbox: ${fmt(t.outbox.median)}/s through the outbox, ${fmt(t.dualWrite.median)}/s commit-then-publish, ${fmt(t.direct.median)}/s direct; added latency p50 ${a.p50.toFixed(1)} ms, p99 ${a.p99.toFixed(1)} ms`,
+    );
+  });
+
+  await scenario('tracing', async () => {
+    results.tracing = await measureTracing({ messages: 10_000, rounds });
+    const v = results.tracing.variants;
+    progress(
+      `[8/9] tracing, CPU per message on the embedded broker: ${v.map((x) => `${x.name} ${x.cpuUsPerMessage.toFixed(1)} µs`).join('; ')}`,
+    );
+  });
+
+  await scenario('partitions', async () => {
+    results.partitions = await runPartitionBench({ url, messages: 10_000, rounds });
+    const m = results.partitions.medians;
+    progress(
+      `[9/9] partitions: ${Object.entries(m)
+        .map(([k, v]) => `${k} ${fmt(v)}/s`)
+        .join(', ')}`,
     );
   });
 
@@ -533,7 +580,7 @@ async function main(): Promise<void> {
   if (only) {
     const json = join(tmpdir(), 'tidings-bench-results.json');
     writeFileSync(json, JSON.stringify(results, null, 2));
-    progress(`[7/7] partial run (BENCH_ONLY): results in ${json}, docs not written`);
+    progress(`partial run (BENCH_ONLY): results in ${json}, docs not written`);
     return;
   }
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -541,7 +588,7 @@ async function main(): Promise<void> {
   writeFileSync(saved, `${JSON.stringify(results, null, 1)}\n`);
   const report = writeReport();
   progress(
-    `[7/7] saved ${saved}; wrote docs/benchmarks.md and docs/benchmarks.svg from ${report.runs} saved run(s)${report.loaded ? `, ${report.loaded} of them loaded (marked as such)` : ''}`,
+    `saved ${saved}; wrote docs/benchmarks.md and docs/benchmarks.svg from ${report.runs} saved run(s)${report.loaded ? `, ${report.loaded} of them loaded (marked as such)` : ''}`,
   );
 }
 

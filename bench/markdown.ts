@@ -9,6 +9,7 @@ import {
   verdicts,
 } from './analysis.js';
 import { fixed, int, range, x } from './format.js';
+import { formatOutbox } from './outbox.js';
 import {
   type LatencyRun,
   type MemoryRun,
@@ -372,6 +373,63 @@ export function renderMarkdown(r: Results, runs: readonly Results[] = [r], wante
       );
     } else out.push('The RabbitMQ run failed (see below).', '');
     out.push(rssTable('Embedded broker, one process', r.memory.embedded, r.memory.embedded.rss));
+  }
+  if (r.outbox) {
+    out.push(
+      '## 7. Publishing through the transactional outbox',
+      '',
+      'An order written in PostgreSQL and its event published: directly (no database, the',
+      'reference), as a dual write (commit, then publish: what the outbox replaces, and which loses',
+      'the event when the process dies in between), and through the outbox (the event written in the',
+      "order's transaction, published by the relay after the commit; docs/outbox.md). Throughput is",
+      "end to end, to the consumer's handler; latency is from the start of the work to the handler.",
+      '',
+      formatOutbox(r.outbox),
+      '',
+    );
+  }
+  if (r.tracing) {
+    const base = r.tracing.variants[0]?.cpuUsPerMessage ?? Number.NaN;
+    out.push(
+      '## 8. What tracing costs',
+      '',
+      `CPU per message of one publish and one delivery on the embedded broker (${r.tracing.messages.toLocaleString('en-US')}`,
+      `messages, median of ${r.tracing.rounds} rounds, every variant in turn in one process), with`,
+      '`tidings/otel` (docs/observability.md) in each configuration. The second row is the promise',
+      'of zero cost: `openTelemetry()` with no SDK registered.',
+      '',
+      '| configuration | CPU µs per message | vs none | spans per message |',
+      '| --- | --- | --- | --- |',
+      ...r.tracing.variants.map(
+        (v) =>
+          `| ${v.name} | ${fixed(v.cpuUsPerMessage, 1)} (rounds ${v.rounds.map((x) => fixed(x, 1)).join(', ')}) | ${fixed(v.cpuUsPerMessage / base)}× | ${fixed(v.spansPerMessage, 1)} |`,
+      ),
+      '',
+    );
+  }
+  if (r.partitions) {
+    const p = r.partitions;
+    const plain = p.medians.plain ?? Number.NaN;
+    const ordered = p.runs.every((run) => run.inOrder);
+    out.push(
+      '## 9. Partitioned subscriptions',
+      '',
+      `One handler over one plain queue (${p.prefetch} messages handled at once), beside the same handler`,
+      `over 1, 2 and 4 partitions (one message at a time per partition, in key order; docs/scaling.md):`,
+      `${p.keys} keys, ${p.queueType} queues, end to end, median of the rounds. Per-key order held in`,
+      `${ordered ? 'every' : 'NOT every'} partitioned run.`,
+      '',
+      '| scenario | messages/s | vs one queue |',
+      '| --- | --- | --- |',
+      ...Object.entries(p.medians).map(
+        ([name, v]) => `| ${name} | ${int(v)} | ${fixed(v / plain)}× |`,
+      ),
+      '',
+      'On two cores shared by RabbitMQ and the clients, a partition is not the bottleneck that',
+      'partitions relieve (one queue is one Erlang process, about one core): expect the gain on',
+      'machines with cores to spare, and read these rows as the cost of ordering here.',
+      '',
+    );
   }
   out.push(
     '## Rounds run again',

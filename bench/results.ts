@@ -1,5 +1,8 @@
 import type { Costs } from './costs.js';
+import type { OutboxBenchResult } from './outbox.js';
+import type { PartitionBenchResult } from './partitions.js';
 import type { RssSample } from './rss.js';
+import type { TracingResult } from './tracing.js';
 import type { EmbeddedWorkerResult } from './worker.js';
 
 /** The machine the figures come from. */
@@ -110,4 +113,10 @@ export interface Results {
   latency: Record<'tidings' | 'raw-nodelay' | 'raw', LatencyRun[]> | undefined;
   embedded: Record<EmbeddedVariant, EmbeddedWorkerResult[]> | undefined;
   memory: { amqp: MemoryRun | undefined; embedded: MemoryRun } | undefined;
+  /** Publishing through the transactional outbox beside a direct publish (bench/outbox.ts). */
+  outbox?: OutboxBenchResult | undefined;
+  /** The cost of tracing, with and without a tracer registered (bench/tracing.ts). */
+  tracing?: TracingResult | undefined;
+  /** One queue beside 1, 2 and 4 partitions (bench/partitions.ts). */
+  partitions?: PartitionBenchResult | undefined;
 }

@@ -50,6 +50,7 @@ describe('envelope on the wire', () => {
       'tidings-wire': '2',
       'tidings-causation-id': 'cause-1',
       traceparent: envelope.traceparent,
+      tracestate: envelope.tracestate,
     });
     expect(p).toEqual({
       messageId: envelope.id,

@@ -511,7 +511,8 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
       span.setAttribute(A.bodySize, message.body.length);
       const id = text(h[HEADERS.id]) ?? text(h.id) ?? message.properties.messageId;
       if (id !== undefined) span.setAttribute(A.messageId, id);
-      const conversation = text(h.root_id) ?? message.properties.correlationId;
+      // Wire format 2 leaves correlation_id out when the message starts its conversation.
+      const conversation = text(h.root_id) ?? message.properties.correlationId ?? id;
       if (conversation !== undefined) span.setAttribute(A.conversationId, conversation);
       const causation = text(h[HEADERS.causationId]) ?? text(h.parent_id);
       if (causation !== undefined) span.setAttribute(A.causationId, causation);
