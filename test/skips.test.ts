@@ -18,6 +18,7 @@ const SAYS_WHY = [
   'reachable(',
   'testVhost(',
   'canRestartBroker(',
+  'canStartPrivateRabbit(',
   'postgresUp(',
   'rabbitUp(',
   'SKIPPED:',
