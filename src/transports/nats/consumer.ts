@@ -88,6 +88,11 @@ export class NatsReader implements Consumer {
     this.sources = sources.map((s) => new Source(s));
   }
 
+  /** The exchange streams this reader pulls from (one per binding's exchange). */
+  get exchangeStreams(): string[] {
+    return this.sources.filter((s) => s.spec.kind === 'binding').map((s) => s.spec.stream);
+  }
+
   /** Looks every source up; rejects with `StateError` when one does not exist. */
   async start(): Promise<void> {
     for (const s of this.sources)

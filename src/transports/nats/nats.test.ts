@@ -1,3 +1,5 @@
+import { jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
+import { connect as connectNats } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { run as runCli } from '../../cli/run.js';
 import { defineEvent, defineExchange } from '../../contracts/event.js';
@@ -21,6 +23,7 @@ import { connect } from '../connect.js';
 import type { Delivery, Topology } from '../transport.js';
 import { type NatsTransport, type NatsTransportOptions, natsTransport } from './index.js';
 import { resolveNatsOptions } from './options.js';
+import { exchangeStreamName } from './subjects.js';
 
 const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const { hostname, port } = new URL(url);
@@ -198,6 +201,53 @@ describe.skipIf(!up)('NATS transport on nats-server', () => {
       ].sort(),
     );
   });
+
+  it("keeps an exchange's messages until every queue bound to it has acknowledged them, then removes them", async () => {
+    const t = open();
+    const exchange = uniqueName('trim');
+    const [fast, slow] = [`${exchange}.fast`, `${exchange}.slow`];
+    await declare(t, {
+      exchanges: [exchange],
+      queues: [
+        { name: fast, bindings: [{ exchange, pattern: 'order.*.submit' }] },
+        { name: slow, bindings: [{ exchange, pattern: 'order.#' }] },
+      ],
+    });
+    const nc = await connectNats({ servers: url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const stream = exchangeStreamName(t.options.namespace, exchange);
+      const stored = async () => (await jsm.streams.info(stream)).state.messages;
+      expect((await jsm.streams.info(stream)).config.retention).toBe(RetentionPolicy.Limits);
+      let fastAcked = 0;
+      await t.consume(fast, { prefetch: 10 }, (d) => {
+        d.ack().then(
+          () => void fastAcked++,
+          () => {},
+        );
+      });
+      for (let i = 0; i < 10; i++) await t.publish(message(exchange, 'order.v1.submit'));
+      await waitFor(() => fastAcked === 10, 'the fast queue to acknowledge all 10');
+      // Trimming runs every 5 s: after two rounds, the slow queue's ten are still there.
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      expect(await stored()).toBe(10);
+      let slowAcked = 0;
+      await t.consume(slow, { prefetch: 10 }, (d) => {
+        d.ack().then(
+          () => void slowAcked++,
+          () => {},
+        );
+      });
+      await waitFor(() => slowAcked === 10, 'the slow queue to acknowledge all 10');
+      const deadline = Date.now() + 15_000;
+      while ((await stored()) > 0) {
+        if (Date.now() > deadline) throw new Error(`the stream still holds ${await stored()}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    } finally {
+      await nc.close();
+    }
+  }, 45_000);
 
   it('routes two queues whose patterns overlap exactly, and says which keys it cannot call unrouted', async () => {
     const t = open();

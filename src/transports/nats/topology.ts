@@ -137,7 +137,7 @@ export function planQueue(namespace: string, spec: QueueSpec): QueuePlan {
 }
 
 /**
- * Declares a topology (see docs/nats.md): an interest-retention stream per exchange, a
+ * Declares a topology (see docs/nats.md): a stream per exchange, a
  * work-queue stream with one consumer per queue and per dead-letter queue, and per binding a
  * durable pull consumer on the exchange's stream, whose subjects are widened to cover it first.
  * Every queue is planned before anything is created, so a refused binding creates nothing.
@@ -213,7 +213,15 @@ function differ(name: string, server: unknown, ours: unknown): string[] {
       ];
 }
 
-/** An exchange: an interest-retention stream capturing the subjects its bindings need. */
+/**
+ * An exchange: a stream capturing the subjects its bindings need. Its retention is `limits`, and
+ * the transports that consume from it remove what every consumer has acknowledged
+ * ({@link trimExchangeStream}). Interest retention would do that on the server, but nats-server
+ * 2.9 then loses messages: publishes acknowledged while it shuts down cleanly, with consumers
+ * acknowledging at the same moment, were gone after the restart (bare nats.js reproduces it; see
+ * docs/nats.md). A stream an earlier version declared with interest retention is accepted, with a
+ * warning.
+ */
 export async function ensureExchangeStream(ctx: TopologyContext, exchange: string): Promise<void> {
   const name = exchangeStreamName(ctx.namespace, exchange);
   const space = exchangeSpace(ctx.namespace, exchange);
@@ -224,7 +232,7 @@ export async function ensureExchangeStream(ctx: TopologyContext, exchange: strin
       name,
       description: `Tidings exchange "${exchange}"`,
       subjects: [placeholder],
-      retention: RetentionPolicy.Interest,
+      retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
       num_replicas: ctx.replicas,
@@ -232,8 +240,17 @@ export async function ensureExchangeStream(ctx: TopologyContext, exchange: strin
     (info) => {
       const c = info.config;
       const foreign = (c.subjects ?? []).filter((s) => s !== placeholder && !subsumes(space, s));
+      if (c.retention === RetentionPolicy.Interest) {
+        ctx.logger.warn(
+          `stream ${name} has interest retention (declared by an earlier version of Tidings); ` +
+            'nats-server 2.9 can lose messages of such a stream published during a restart. ' +
+            'Delete the stream, once drained, to have it declared again with limits retention',
+        );
+      }
       conflict(`stream "${name}"`, [
-        ...differ('retention', c.retention, RetentionPolicy.Interest),
+        ...(c.retention === RetentionPolicy.Interest
+          ? []
+          : differ('retention', c.retention, RetentionPolicy.Limits)),
         ...differ('num_replicas', c.num_replicas, ctx.replicas),
         ...(foreign.length > 0
           ? [`it captures ${foreign.join(', ')}, outside the exchange's subjects ${space}`]
@@ -524,4 +541,33 @@ export async function findBindingConsumers(
     }
   }
   return out;
+}
+
+/**
+ * Removes from an exchange's stream the messages every one of its consumers is done with: below
+ * the lowest acknowledgement floor, or everything up to the last message for a consumer with
+ * nothing pending and nothing unacknowledged. A consumer created meanwhile starts after the last
+ * message (bindings deliver what is new), so it loses nothing. Several processes may trim one
+ * stream at once: each removes only what all consumers are done with. Returns how many messages
+ * were removed; a stream with other retention (interest, from an earlier version) is left alone.
+ */
+export async function trimExchangeStream(jsm: JetStreamManager, stream: string): Promise<number> {
+  const info = await streamInfo(jsm, stream);
+  if (!info || info.config.retention !== RetentionPolicy.Limits || info.state.messages === 0) {
+    return 0;
+  }
+  const last = info.state.last_seq;
+  let floor = last;
+  for (const c of await listConsumers(jsm, stream)) {
+    const done = c.num_pending === 0 && c.num_ack_pending === 0 ? last : c.ack_floor.stream_seq;
+    floor = Math.min(floor, done);
+  }
+  if (floor < info.state.first_seq) return 0;
+  try {
+    const { purged } = await jsm.streams.purge(stream, { seq: floor + 1 });
+    return purged;
+  } catch (error) {
+    if (apiCode(error) === API.streamNotFound) return 0;
+    throw describeError(`trim stream "${stream}"`, error);
+  }
 }

@@ -63,6 +63,7 @@ import {
   findBindingConsumers,
   planQueue,
   type TopologyContext,
+  trimExchangeStream,
 } from './topology.js';
 
 /** Lifecycle events of a {@link NatsTransport}, for logs and metrics. Errors carry no secret. */
@@ -106,6 +107,8 @@ function olderThan(a: string, b: string): boolean {
 
 /** Above the delivery limit, deliveries the server still makes so a failed move can be tried again. */
 const MAX_DELIVER_MARGIN = 10;
+/** How often a consuming transport removes acknowledged messages from exchange streams. */
+const TRIM_EVERY_MS = 5_000;
 /** Longest wait for one JetStream answer before it is asked again (publishes) or fails (API). */
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -119,7 +122,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * - **Connection.** One, opened lazily (or by {@link NatsTransport.connect}); the client
  *   reconnects by itself, forever, with backoff. The topology declared is declared again after a
  *   reconnection.
- * - **Topology.** An exchange is an interest-retention stream, a queue a durable pull consumer per
+ * - **Topology.** An exchange is a stream (trimmed of what every consumer acknowledged), a queue a durable pull consumer per
  *   binding on it plus a work-queue stream of its own (retried copies, replays); `<queue>.dlq` is
  *   such a queue stream too.
  * - **Publishing.** A JetStream publish, acknowledged by the server once stored; many in flight.
@@ -142,6 +145,9 @@ export class NatsTransport implements Transport {
   private readonly knownQueues = new Map<string, Map<string, QueueSpec['bindings'][number]>>();
   private declaring: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
+  private trimmer: NodeJS.Timeout | undefined;
+  private trimming = false;
+  private trimFailures = 0;
   private readonly host: ReaderHost;
   private readonly getHolders = new Map<string, DeliveryOwner & { count: number }>();
 
@@ -380,6 +386,7 @@ export class NatsTransport implements Transport {
 
   private async shutdown(): Promise<void> {
     clearInterval(this.ticker);
+    clearInterval(this.trimmer);
     await Promise.all([...this.readers].map((r) => r.cancel()));
     this.readers.clear();
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
@@ -559,7 +566,34 @@ export class NatsTransport implements Transport {
     });
   }
 
+  /**
+   * Removes from the exchange streams this transport consumes from what every consumer of them
+   * has acknowledged (exchange streams keep messages until then; see `trimExchangeStream`).
+   */
+  private async trim(): Promise<void> {
+    if (this.trimming || this.closing) return;
+    this.trimming = true;
+    try {
+      const streams = new Set([...this.readers].flatMap((r) => r.exchangeStreams));
+      if (streams.size === 0) return;
+      const { jsm } = await this.open();
+      for (const stream of streams) await trimExchangeStream(jsm, stream);
+      this.trimFailures = 0;
+    } catch (error) {
+      // Disconnected, most often: the next round tries again. Said once per streak of failures.
+      if (this.trimFailures++ === 0 && !this.closing) {
+        this.reportError(error, 'removing acknowledged messages from exchange streams');
+      }
+    } finally {
+      this.trimming = false;
+    }
+  }
+
   private startTicker(): void {
+    if (!this.trimmer && !this.closing) {
+      this.trimmer = setInterval(() => void this.trim(), TRIM_EVERY_MS);
+      this.trimmer.unref();
+    }
     if (this.ticker || this.closing) return;
     // Tell the server that held deliveries are still being worked on, a few times per ack wait.
     const every = Math.max(500, Math.floor(this.options.ackWaitMs / 3));
