@@ -146,6 +146,8 @@ export class NatsTransport implements Transport {
   private declaring: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
   private trimmer: NodeJS.Timeout | undefined;
+  /** Publishes waiting for the server's answer: each is sent again at a reconnection. */
+  private readonly awaitingAnswer = new Set<() => void>();
   private trimming = false;
   private trimFailures = 0;
   private readonly host: ReaderHost;
@@ -521,6 +523,7 @@ export class NatsTransport implements Transport {
           this.events.emit('disconnected', { url: this.options.displayUrl });
         } else if (s.type === 'reconnect') {
           this.options.logger.info(`connected to ${this.options.displayUrl} again`);
+          for (const sendAgain of [...this.awaitingAnswer]) sendAgain();
           this.events.emit('connected', { url: this.options.displayUrl, reconnected: true });
           // The server may be a new one, or have lost its store: declare everything again.
           if (this.knownQueues.size > 0 || this.knownExchanges.size > 0) {
@@ -781,19 +784,52 @@ export class NatsTransport implements Transport {
         `the message is ${size} bytes with its headers, over the server's max_payload of ${max} bytes`,
       );
     }
+    let resent = false;
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new PublishTimeoutError(routingKey, timeoutMs);
       try {
-        await connection.js.publish(subject, body, {
+        const sent = connection.js.publish(subject, body, {
           headers,
           ...(msgId !== undefined ? { msgID: msgId } : {}),
           timeout: Math.max(1, Math.min(remaining, REQUEST_TIMEOUT_MS)),
         });
+        // A publish in flight when the connection dropped may never be answered (its request or
+        // its answer was lost with the socket): at the reconnection it is sent again at once (the
+        // same Nats-Msg-Id, stored once) rather than after its timeout. Whichever answers first
+        // counts; the other one's outcome is dropped.
+        let sendAgain: () => void = () => {};
+        const reconnected = new Promise<'again'>((resolve) => {
+          sendAgain = () => resolve('again');
+        });
+        this.awaitingAnswer.add(sendAgain);
+        try {
+          if ((await Promise.race([sent, reconnected])) === 'again') {
+            sent.catch(() => {});
+            resent = true;
+            continue;
+          }
+        } finally {
+          this.awaitingAnswer.delete(sendAgain);
+        }
         return true;
       } catch (error) {
         if (isNoResponders(error)) {
-          if ((await lookup().catch(rethrowRejection)) === 'unrouted') return false;
+          let verdict: 'unrouted' | 'retry' | 'rejected';
+          try {
+            verdict = await lookup().catch(rethrowRejection);
+          } catch (rejection) {
+            if (!resent) throw rejection;
+            verdict = 'rejected';
+          }
+          if (verdict !== 'retry' && resent) {
+            // Sent again at a reconnection: the server may be a new one whose streams the
+            // declaration queued at the reconnection has not made yet. Asked once more after it.
+            resent = false;
+            await this.declaring;
+            continue;
+          }
+          if (verdict === 'unrouted') return false;
         } else if (error instanceof JetStreamApiError) {
           throw new PublishRejectedError(routingKey, sanitizeError(error, this.options).message, {
             cause: error,
