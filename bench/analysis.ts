@@ -18,7 +18,7 @@ export const LABELS: Record<string, string> = {
   'tidings-zod': 'Tidings, order schema in zod',
   raw: 'raw amqplib',
   'raw-nodelay': 'raw amqplib, no-delay',
-  'raw-envelope': "raw amqplib, Tidings' envelope, wire format 2 (control)",
+  'raw-envelope': "raw amqplib, Tidings' envelope, wire format 3 (control)",
   'raw-envelope-v1': "raw amqplib, Tidings' envelope, wire format 1 (control)",
   acm: 'amqp-connection-manager',
   rascal: 'Rascal (defaults)',
@@ -164,7 +164,7 @@ export function verdicts(r: Results): Verdict[] {
     out.push({
       key: 'publish',
       target: 'Publish with confirms, 100 in flight: ≥ 0.95 of raw amqplib',
-      measured: `${t.median.toFixed(2)} (rounds ${t.min.toFixed(2)}–${t.max.toFixed(2)}); raw amqplib sending Tidings' envelope: ${fixed(env.median)} of raw in wire format 2 (${fixed(env1.median)} in format 1), and Tidings ${fixed(vsEnv.median)} of that`,
+      measured: `${t.median.toFixed(2)} (rounds ${t.min.toFixed(2)}–${t.max.toFixed(2)}); raw amqplib sending Tidings' envelope: ${fixed(env.median)} of raw in wire format 3 (${fixed(env1.median)} in format 1), and Tidings ${fixed(vsEnv.median)} of that`,
       value: t.median,
       met: t.median >= 0.95,
     });

@@ -108,7 +108,7 @@ export function renderSvg(r: Results): string {
     );
     throughput.push(
       ratioBar(
-        'Publish, control: envelope, format 2',
+        'Publish, control: envelope, format 3',
         ps(r.publishBatch['raw-envelope']),
         ps(r.publishBatch.raw),
         false,

@@ -19,9 +19,13 @@ export interface Costs {
   readonly framesTidings: number;
   /** …and amqplib's encoder with raw amqplib's options (persistent, mandatory, content type). */
   readonly framesRaw: number;
-  /** Bytes of one publish's frames: Tidings' envelope in wire format 2, in format 1, raw's options. */
+  /**
+   * Bytes of one publish's frames: Tidings' envelope in the wire format it writes (3; `format2`
+   * in runs saved before format 3), in format 1, raw's options.
+   */
   readonly frameBytes?: {
-    readonly format2: number;
+    readonly format3?: number;
+    readonly format2?: number;
     readonly format1: number;
     readonly raw: number;
   };
@@ -51,7 +55,7 @@ export function measureCosts(): Costs {
     encodePublish(1, 131_072, 'order', 'order.v2.submit', o, bodies[0]!)?.length ?? Number.NaN;
   return {
     frameBytes: {
-      format2: size(envelopes[0]!),
+      format3: size(envelopes[0]!),
       format1: size(envelopeOptions(namesFor('order'), 1)),
       raw: size(PUBLISH_OPTIONS),
     },

@@ -5,9 +5,10 @@ import {
   envelopeToProperties,
   envelopeToPropertiesV1,
   HEADERS,
+  type MessageProperties,
   WIRE_FORMAT,
 } from './envelope.js';
-import { uuidv7 } from './id.js';
+import { uuidv7, uuidv7Time } from './id.js';
 
 describe('uuidv7', () => {
   it('produces RFC 9562 version 7 ids that sort in creation order', () => {
@@ -42,12 +43,12 @@ describe('envelope on the wire', () => {
     tracestate: 'congo=t61rcWkgMzE',
   };
 
-  it('writes wire format 2: each CloudEvents attribute once, properties where AMQP has one', () => {
+  it('writes wire format 3: each attribute once, the time in the id when the id holds it', () => {
+    // A publisher's own id, which does not hold the time: `ce-time` says it.
     const p = envelopeToProperties(envelope);
     expect(p.headers).toEqual({
-      'ce-specversion': '1.0',
+      'tidings-wire': '3',
       'ce-time': '2026-11-26T10:00:00.123Z',
-      'tidings-wire': '2',
       'tidings-causation-id': 'cause-1',
       traceparent: envelope.traceparent,
       tracestate: envelope.tracestate,
@@ -57,10 +58,77 @@ describe('envelope on the wire', () => {
       correlationId: 'corr-1',
       type: 'order.v1.submit',
       appId: 'order',
+      timestamp: Math.floor(Date.parse(envelope.time) / 1000),
       contentType: 'application/json',
       headers: p.headers,
     });
-    expect(WIRE_FORMAT).toBe('2');
+    expect(WIRE_FORMAT).toBe('3');
+    // An id made at the envelope's millisecond, as every publish makes it: no `ce-time`, one
+    // header in all for an original message.
+    // Ids are monotonic: a time ahead of every id made so far is the one the id gets.
+    const now = Date.now() + 20_000;
+    const own = { ...envelope, time: new Date(now).toISOString(), id: uuidv7(now) };
+    const minimal = envelopeToProperties({
+      ...own,
+      correlationId: own.id,
+      causationId: undefined,
+      traceparent: undefined,
+      tracestate: undefined,
+    });
+    expect(minimal.headers).toEqual({ 'tidings-wire': '3' });
+    expect(uuidv7Time(own.id)).toBe(now);
+  });
+
+  it('reads the time of format 3 from the id, to the millisecond, and older formats from ce-time', () => {
+    const now = Date.now() + 30_000;
+    const id = uuidv7(now);
+    const read = (properties: MessageProperties) =>
+      envelopeFromMessage({
+        exchange: 'order',
+        routingKey: 'order.v1.submit',
+        body: Buffer.from('{}'),
+        redelivered: false,
+        properties,
+      });
+    const time = new Date(now).toISOString();
+    const v3 = envelopeToProperties({ ...envelope, id, time, correlationId: id });
+    expect(v3.headers['ce-time']).toBeUndefined();
+    expect(read(v3)?.time).toBe(time);
+    // Format 2, as Tidings wrote it before: ce-specversion and ce-time.
+    const v2 = read({
+      messageId: 'not-a-uuid',
+      type: 'order.v1.submit',
+      appId: 'order',
+      contentType: 'application/json',
+      headers: {
+        'ce-specversion': '1.0',
+        'ce-time': '2026-11-25T09:00:00.001Z',
+        'tidings-wire': '2',
+      },
+    });
+    expect(v2).toMatchObject({
+      id: 'not-a-uuid',
+      source: 'order',
+      time: '2026-11-25T09:00:00.001Z',
+    });
+    // Without ce-time and with an id that is not a UUIDv7: the timestamp's seconds.
+    const noTime = read({
+      messageId: 'not-a-uuid',
+      type: 'order.v1.submit',
+      timestamp: 1_700_000_000,
+      headers: { 'tidings-wire': '3' },
+    });
+    expect(noTime?.time).toBe(new Date(1_700_000_000_000).toISOString());
+  });
+
+  it('reads the time of a UUIDv7 and nothing else', () => {
+    expect(uuidv7Time('01938b6e-6f2b-7c3d-8e4f-0123456789ab')).toBe(0x01938b6e6f2b);
+    expect(uuidv7Time('01938B6E-6F2B-7C3D-BE4F-0123456789AB')).toBe(0x01938b6e6f2b);
+    expect(uuidv7Time('01938b6e-6f2b-4c3d-8e4f-0123456789ab')).toBeUndefined(); // version 4
+    expect(uuidv7Time('01938b6e-6f2b-7c3d-ce4f-0123456789ab')).toBeUndefined(); // variant 110
+    expect(uuidv7Time('01938b6e6f2b-7c3d-8e4f-0123456789ab-')).toBeUndefined();
+    expect(uuidv7Time('0193zb6e-6f2b-7c3d-8e4f-0123456789ab')).toBeUndefined();
+    expect(uuidv7Time('order-42')).toBeUndefined();
   });
 
   it('leaves the correlation id out when it is the message id (an original message)', () => {
@@ -132,7 +200,7 @@ describe('envelope on the wire', () => {
     });
   });
 
-  it('reads format 2 from the properties alone, whatever ce- headers a copy carries', () => {
+  it('reads formats 2 and 3 from the properties alone, whatever ce- headers a copy carries', () => {
     const p = envelopeToProperties(envelope);
     const message = {
       exchange: 'order',

@@ -1,5 +1,6 @@
 import { parseRoutingKey } from '../contracts/event.js';
 import { bucketOf } from '../contracts/key.js';
+import { uuidv7Time } from './id.js';
 
 /**
  * The metadata that travels with every payload. Field names here and header names on the wire
@@ -78,10 +79,10 @@ export interface IncomingMessage extends OutgoingMessage {
 
 /**
  * Header names on the wire. CloudEvents 1.0 attributes that have no AMQP property use the `ce-`
- * prefix; Tidings' own use `tidings-`. In wire format 2 (what Tidings writes, see
- * {@link WIRE_FORMAT}) the id, type and source travel only as the AMQP properties `message_id`,
- * `type` and `app_id`; `ce-id`, `ce-type` and `ce-source` are the headers of wire format 1, which
- * readers still accept (and the Celery codec still writes).
+ * prefix; Tidings' own use `tidings-`. Since wire format 2 (see {@link WIRE_FORMAT}) the id, type
+ * and source travel only as the AMQP properties `message_id`, `type` and `app_id`; `ce-id`,
+ * `ce-type` and `ce-source` are the headers of wire format 1, which readers still accept (and the
+ * Celery codec still writes), as they accept `ce-specversion`, which only format 1 and 2 write.
  */
 export const HEADERS = {
   specversion: 'ce-specversion',
@@ -89,7 +90,7 @@ export const HEADERS = {
   source: 'ce-source',
   type: 'ce-type',
   time: 'ce-time',
-  /** The wire format of the envelope (`2`, see {@link WIRE_FORMAT}); absent in format 1. */
+  /** The wire format of the envelope (`2` or `3`, see {@link WIRE_FORMAT}); absent in format 1. */
   wire: 'tidings-wire',
   causationId: 'tidings-causation-id',
   /** W3C Trace Context: the trace and the span that sent the message (`00-<trace id>-<span id>-<flags>`). */
@@ -150,20 +151,24 @@ export const SPEC_VERSION = '1.0';
  *   `type`, `app_id` and `timestamp`.
  * - Format 2: each attribute once. `id` is `message_id`, `type` is `type`, `source` is `app_id`,
  *   `datacontenttype` is `content_type`; `specversion` and `time` have no AMQP property that
- *   holds them (AMQP's `timestamp` has whole seconds only) and stay the headers `ce-specversion`
+ *   holds them (AMQP's `timestamp` has whole seconds only) and are the headers `ce-specversion`
  *   and `ce-time`. `correlation_id` is left out when it equals the id (an original message).
+ * - Format 3: as format 2, with two headers fewer. `specversion` is implied (every message of
+ *   format 2 or later is a CloudEvents 1.0 event). `time` is the millisecond the id was made when
+ *   the id is a UUIDv7 made at that millisecond (what Tidings generates): `ce-time` is written
+ *   only when the time cannot be read from the id (an id given by the publisher). The AMQP
+ *   `timestamp` carries the time in seconds, for tools and for readers of format 2, which read
+ *   the time from it when `ce-time` is absent.
  *
- * Readers accept both, per message.
+ * Readers accept all three, per message.
  */
-export const WIRE_FORMAT = '2';
+export const WIRE_FORMAT = '3';
 
-/** Builds the AMQP-style properties for an envelope, in wire format 2 (see {@link WIRE_FORMAT}). */
+/** Builds the AMQP-style properties for an envelope, in wire format 3 (see {@link WIRE_FORMAT}). */
 export function envelopeToProperties(envelope: Envelope): MessageProperties {
-  const headers: Record<string, HeaderValue> = {
-    [HEADERS.specversion]: SPEC_VERSION,
-    [HEADERS.time]: envelope.time,
-    [HEADERS.wire]: WIRE_FORMAT,
-  };
+  const headers: Record<string, HeaderValue> = { [HEADERS.wire]: WIRE_FORMAT };
+  const ms = epochMs(envelope.time);
+  if (uuidv7Time(envelope.id) !== ms) headers[HEADERS.time] = envelope.time;
   if (envelope.causationId !== undefined) headers[HEADERS.causationId] = envelope.causationId;
   if (envelope.traceparent !== undefined) headers[HEADERS.traceparent] = envelope.traceparent;
   if (envelope.tracestate !== undefined) headers[HEADERS.tracestate] = envelope.tracestate;
@@ -176,21 +181,22 @@ export function envelopeToProperties(envelope: Envelope): MessageProperties {
     correlationId: envelope.correlationId === envelope.id ? undefined : envelope.correlationId,
     type: envelope.type,
     appId: envelope.source,
+    timestamp: Math.floor(ms / 1000),
     contentType: 'application/json',
     headers,
   };
 }
 
 let parsedTime = '';
-let parsedSeconds = 0;
+let parsedMs = 0;
 
-/** Seconds since the epoch of an RFC 3339 time; the last one is kept (most messages share it). */
-function epochSeconds(time: string): number {
+/** Milliseconds since the epoch of an RFC 3339 time; the last one is kept (most messages share it). */
+function epochMs(time: string): number {
   if (time !== parsedTime) {
     parsedTime = time;
-    parsedSeconds = Math.floor(Date.parse(time) / 1000);
+    parsedMs = Date.parse(time);
   }
-  return parsedSeconds;
+  return parsedMs;
 }
 
 /**
@@ -218,7 +224,7 @@ export function envelopeToPropertiesV1(envelope: Envelope): MessageProperties {
     correlationId: envelope.correlationId,
     type: envelope.type,
     appId: envelope.source,
-    timestamp: epochSeconds(envelope.time),
+    timestamp: Math.floor(epochMs(envelope.time) / 1000),
     contentType: 'application/json',
     headers,
   };
@@ -243,11 +249,12 @@ function parseType(type: string): ReturnType<typeof parseRoutingKey> {
 }
 
 /**
- * Reads the envelope of a delivered message, of either wire format (see {@link WIRE_FORMAT}).
- * Format 2 takes the id, type and source from the AMQP properties; format 1 (and a message of any
- * other producer) prefers the `ce-` headers and falls back on the properties. Returns `undefined`
- * when the message has no id or its type is not a Tidings routing key; such messages are
- * dead-lettered with reason `missing-envelope`.
+ * Reads the envelope of a delivered message, of any wire format (see {@link WIRE_FORMAT}).
+ * Formats 2 and 3 take the id, type and source from the AMQP properties; format 1 (and a message
+ * of any other producer) prefers the `ce-` headers and falls back on the properties. The time is
+ * `ce-time`, else (format 3) the time of the UUIDv7 id, else the `timestamp` property, else now.
+ * Returns `undefined` when the message has no id or its type is not a Tidings routing key; such
+ * messages are dead-lettered with reason `missing-envelope`.
  */
 export function envelopeFromMessage(message: IncomingMessage): Envelope | undefined {
   const p = message.properties;
@@ -258,7 +265,11 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
   if (!id || !type) return undefined;
   const parsed = parseType(type);
   if (!parsed) return undefined;
-  const time = str(h[HEADERS.time]) ?? timeFromTimestamp(p.timestamp) ?? new Date().toISOString();
+  const time =
+    str(h[HEADERS.time]) ??
+    (v2 ? timeOfId(id) : undefined) ??
+    timeFromTimestamp(p.timestamp) ??
+    new Date().toISOString();
   const source = (v2 ? p.appId : (str(h[HEADERS.source]) ?? p.appId)) ?? 'unknown';
   const causation = h[HEADERS.causationId];
   const traceparent = h[HEADERS.traceparent];
@@ -276,6 +287,22 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
     tracestate: h[HEADERS.tracestate] === undefined ? undefined : str(h[HEADERS.tracestate]),
     key: h[HEADERS.key] === undefined ? undefined : str(h[HEADERS.key]),
   };
+}
+
+let idMs = -1;
+let idTime = '';
+
+/** The RFC 3339 time of a UUIDv7 id, or `undefined`; the last one is kept (most share it). */
+function timeOfId(id: string): string | undefined {
+  const ms = uuidv7Time(id);
+  if (ms === undefined) return undefined;
+  if (ms !== idMs) {
+    const date = new Date(ms);
+    if (Number.isNaN(date.getTime())) return undefined;
+    idMs = ms;
+    idTime = date.toISOString();
+  }
+  return idTime;
 }
 
 /**

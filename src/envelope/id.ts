@@ -82,3 +82,32 @@ export function isoNow(now: number = Date.now()): string {
   }
   return iso;
 }
+
+/** The value of one ASCII hex digit, or -1. */
+function hexValue(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  const lower = code | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
+}
+
+/**
+ * The Unix time in milliseconds that a UUID version 7 begins with (its first 48 bits), or
+ * `undefined` when `id` is not a UUIDv7 in its canonical 8-4-4-4-12 form (hex of either case,
+ * version digit 7, variant 10). Only the time is read: the rest of the id is not checked.
+ */
+export function uuidv7Time(id: string): number | undefined {
+  if (id.length !== 36 || id.charCodeAt(8) !== 0x2d || id.charCodeAt(13) !== 0x2d) return undefined;
+  if (id.charCodeAt(14) !== 0x37 || id.charCodeAt(18) !== 0x2d || id.charCodeAt(23) !== 0x2d) {
+    return undefined;
+  }
+  const variant = hexValue(id.charCodeAt(19));
+  if (variant < 8 || variant > 11) return undefined;
+  let ms = 0;
+  for (let i = 0; i < 13; i++) {
+    if (i === 8) continue;
+    const digit = hexValue(id.charCodeAt(i));
+    if (digit < 0) return undefined;
+    ms = ms * 16 + digit;
+  }
+  return ms;
+}

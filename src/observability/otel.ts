@@ -27,6 +27,7 @@ import {
 import { parseRoutingKey } from '../contracts/event.js';
 import type { Envelope } from '../envelope/envelope.js';
 import { attemptsOf, HEADERS, type HeaderValue } from '../envelope/envelope.js';
+import { uuidv7Time } from '../envelope/id.js';
 import { ConfigError } from '../errors.js';
 import { redactSecrets } from '../redact.js';
 import type {
@@ -488,7 +489,7 @@ class DeliveryTrace implements DeliveryProbe, Delivery {
     const instruments = service.instruments;
     if (instruments) {
       instruments.consumed.add(1, attributes.consumed);
-      const sentAt = sentTime(h, message.properties.timestamp);
+      const sentAt = sentTime(h, message.properties);
       if (sentAt !== undefined) {
         instruments.lag.record(Math.max(0, Date.now() - sentAt) / 1000, attributes.metric);
       }
@@ -704,15 +705,26 @@ function errorType(error: unknown): string {
   return error instanceof Error && error.name ? error.name : '_OTHER';
 }
 
-/** When a message was first published (ms since the epoch), from `ce-time` or `timestamp`. */
+/**
+ * When a message was first published (ms since the epoch): `ce-time`, else (wire format 3) the
+ * time of its UUIDv7 id, else the `timestamp` property (seconds).
+ */
 function sentTime(
   headers: Record<string, HeaderValue>,
-  timestamp: number | undefined,
+  properties: { readonly messageId?: string | undefined; readonly timestamp?: number | undefined },
 ): number | undefined {
   const time = text(headers[HEADERS.time]);
-  const ms =
-    time !== undefined ? Date.parse(time) : timestamp !== undefined ? timestamp * 1000 : Number.NaN;
-  return Number.isFinite(ms) ? ms : undefined;
+  if (time !== undefined) {
+    const ms = Date.parse(time);
+    return Number.isFinite(ms) ? ms : undefined;
+  }
+  const { messageId, timestamp } = properties;
+  const fromId =
+    headers[HEADERS.wire] !== undefined && messageId !== undefined
+      ? uuidv7Time(messageId)
+      : undefined;
+  if (fromId !== undefined) return fromId;
+  return timestamp !== undefined && Number.isFinite(timestamp) ? timestamp * 1000 : undefined;
 }
 
 function text(value: HeaderValue | undefined): string | undefined {

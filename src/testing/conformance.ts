@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { defineEvent, defineExchange } from '../contracts/event.js';
 import {
   type Envelope,
+  envelopeFromMessage,
   envelopeToProperties,
   HEADERS,
   type OutgoingMessage,
@@ -676,9 +677,11 @@ export function describeTransportConformance(name: string, options: ConformanceO
         expect(h[HEADERS.attempts]).toBe(3);
         expect(h[HEADERS.service]).toBe(s.name);
         expect(h[HEADERS.originalRoutingKey]).toBe(submit.routingKey());
-        // The envelope is kept as published: wire format 2 carries the id as message_id.
+        // The envelope is kept as published: the id as message_id, the time in the id (format 3),
+        // so the dead letter reads back with the time it was published at.
         expect(dlq.got[0]!.message.properties.messageId).toBe(env.id);
-        expect(h[HEADERS.time]).toBe(env.time);
+        expect(h[HEADERS.wire]).toBe('3');
+        expect(envelopeFromMessage(dlq.got[0]!.message)?.time).toBe(env.time);
         expect(Date.parse(String(h[HEADERS.firstFailure]))).toBeLessThanOrEqual(
           Date.parse(String(h[HEADERS.lastFailure])),
         );

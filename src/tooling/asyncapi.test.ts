@@ -102,10 +102,13 @@ describe('asyncApi', () => {
       payload: { $ref: '#/components/schemas/order.v2.submit' },
       bindings: { amqp: { messageType: 'order.v2.submit' } },
     });
-    // Wire format 2: id, type and source are AMQP properties; only what has none is a header.
-    expect(at(message, 'headers').required).toEqual(['ce-specversion', 'ce-time', 'tidings-wire']);
-    expect(at(message, 'headers', 'properties', 'tidings-wire')).toMatchObject({ const: '2' });
+    // Wire format 3: id, type and source are AMQP properties, the time is in the id; one header
+    // is always there, ce-time only when the id does not hold the time.
+    expect(at(message, 'headers').required).toEqual(['tidings-wire']);
+    expect(at(message, 'headers', 'properties', 'tidings-wire')).toMatchObject({ const: '3' });
+    expect(at(message, 'headers', 'properties', 'ce-time')).toMatchObject({ format: 'date-time' });
     expect(at(message, 'headers', 'properties', 'ce-id')).toBeUndefined();
+    expect(at(message, 'headers', 'properties', 'ce-specversion')).toBeUndefined();
     expect(String(at(message, 'headers').description)).toContain('message_id');
     expect(at(doc, 'components', 'schemas', 'order.v2.submit')).toMatchObject({
       type: 'object',

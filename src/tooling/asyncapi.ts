@@ -134,23 +134,27 @@ function messageOf(v: RoutedVersion): JsonSchema {
 
 function headersOf(routingKey: string, keyed: boolean): JsonSchema {
   const text = (description: string) => ({ type: 'string', description });
-  const required = [HEADERS.specversion, HEADERS.time, HEADERS.wire];
+  const required = [HEADERS.wire];
   return {
     type: 'object',
     description:
-      `Tidings wire format ${WIRE_FORMAT}: each CloudEvents 1.0 attribute once. id is the AMQP ` +
-      `property message_id (a UUIDv7, kept across retries and replays), type is the property type ` +
-      `(the routing key, ${routingKey}; also the amqp binding's messageType), source is app_id ` +
-      '(the publishing service), datacontenttype is content_type; the attributes that have no AMQP ' +
-      'property are these headers. correlation_id is set only when it differs from the id. Readers ' +
-      'also accept wire format 1 (no tidings-wire header; every attribute as a ce- header as well).',
+      `Tidings wire format ${WIRE_FORMAT}: a CloudEvents 1.0 event, each attribute once. id is the ` +
+      `AMQP property message_id (a UUIDv7, kept across retries and replays), type is the property ` +
+      `type (the routing key, ${routingKey}; also the amqp binding's messageType), source is ` +
+      'app_id (the publishing service), datacontenttype is content_type. time is the millisecond ' +
+      'the UUIDv7 id holds, and the header ce-time only when the id does not hold it (an id given ' +
+      'by the publisher); the property timestamp has it in seconds. specversion (1.0) is implied ' +
+      'by tidings-wire. correlation_id is set only when it differs from the id. Readers also ' +
+      'accept wire format 2 (ce-specversion and ce-time on every message) and format 1 (no ' +
+      'tidings-wire header; every attribute as a ce- header as well).',
     required: keyed ? [...required, HEADERS.key, HEADERS.bucket] : required,
     properties: {
-      [HEADERS.specversion]: { type: 'string', const: '1.0', description: 'CloudEvents version.' },
       [HEADERS.time]: {
         type: 'string',
         format: 'date-time',
-        description: 'When the message was first published (RFC 3339 with milliseconds, UTC).',
+        description:
+          'When the message was first published (RFC 3339 with milliseconds, UTC), when the id ' +
+          'does not say it.',
       },
       [HEADERS.wire]: {
         type: 'string',

@@ -130,7 +130,7 @@ describe.skipIf(!up)('tidings dlq, the real command against RabbitMQ', () => {
     };
     expect(shown.id).toBe(ids[1]);
     expect(shown.headers['tidings-error-message']).toBe('ledger locked for order 2');
-    expect(shown.headers['tidings-wire']).toBe('2');
+    expect(shown.headers['tidings-wire']).toBe('3');
     expect(shown.body).toEqual(order(2));
     const missing = await cli(['dlq', 'show', queue, 'no-such-id', '--broker', BROKER]);
     expect(missing.code).toBe(1);

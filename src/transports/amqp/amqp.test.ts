@@ -4,6 +4,7 @@ import { connect as amqplibConnect, type Channel } from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineEvent, defineExchange } from '../../contracts/event.js';
 import { HEADERS } from '../../envelope/envelope.js';
+import { uuidv7Time } from '../../envelope/id.js';
 import {
   ConfigError,
   ConnectionError,
@@ -153,8 +154,9 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
       id: 2,
       lines: [{ id: 1, quantity: 1, price: 5 }],
     });
-    // Wire format 2, kept as published: the correlation id is left out of an original message
-    // (it is the id), and the time travels as ce-time, not as the seconds of `timestamp`.
+    // Wire format 3, kept as published: the correlation id is left out of an original message
+    // (it is the id), and the time is the id's millisecond (no ce-time), with its seconds as
+    // `timestamp` for tools.
     expect(dead.properties).toMatchObject({
       messageId: sent[1]!.id,
       correlationId: undefined,
@@ -162,7 +164,7 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
       appId: producer.name,
       contentType: 'application/json',
       deliveryMode: 2,
-      timestamp: undefined,
+      timestamp: Math.floor(Date.parse(sent[1]!.time) / 1000),
     });
     expect(sent[1]!.correlationId).toBe(sent[1]!.id);
     const h = dead.properties.headers!;
@@ -171,8 +173,9 @@ describe.skipIf(!up)('RabbitMQ transport', () => {
     expect(h[HEADERS.attempts]).toBe(3);
     expect(h[HEADERS.originalExchange]).toBe(submit.exchange.name);
     expect(h[HEADERS.originalRoutingKey]).toBe(submit.routingKey());
-    expect(h[HEADERS.time]).toBe(sent[1]!.time);
-    expect(h[HEADERS.wire]).toBe('2');
+    expect(h[HEADERS.time]).toBeUndefined();
+    expect(uuidv7Time(sent[1]!.id)).toBe(Date.parse(sent[1]!.time));
+    expect(h[HEADERS.wire]).toBe('3');
     expect(h[HEADERS.id]).toBeUndefined();
     // The retry queues of both levels exist and are empty again.
     await raw(async (ch) => {

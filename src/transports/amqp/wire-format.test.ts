@@ -2,7 +2,7 @@ import { connect as amqplibConnect } from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineEvent, defineExchange } from '../../contracts/event.js';
 import { type Envelope, HEADERS } from '../../envelope/envelope.js';
-import { uuidv7 } from '../../envelope/id.js';
+import { uuidv7, uuidv7Time } from '../../envelope/id.js';
 import { silentLogger } from '../../logger.js';
 import { createService, type Service } from '../../runtime/service.js';
 import { brokerReachable, uniqueName } from '../../testing/broker.js';
@@ -100,7 +100,7 @@ describe.skipIf(!up)('wire formats on RabbitMQ', () => {
     expect(byId.get(3)).toEqual(sent);
   });
 
-  it('writes format 2: the id, type and source as properties only, and says so', async () => {
+  it('writes format 3: the id, type and source as properties only, the time in the id, and says so', async () => {
     const exchange = defineExchange(uniqueName('wire'));
     const submit = defineEvent(exchange, 'submit', testOrderSchema);
     const transport = amqpTransport({ url, logger: silentLogger });
@@ -129,13 +129,11 @@ describe.skipIf(!up)('wire formats on RabbitMQ', () => {
         appId: producer.name,
         contentType: 'application/json',
         correlationId: undefined,
-        timestamp: undefined,
+        timestamp: Math.floor(Date.parse(sent.time) / 1000),
       });
-      expect(message.properties.headers).toEqual({
-        [HEADERS.specversion]: '1.0',
-        [HEADERS.time]: sent.time,
-        [HEADERS.wire]: '2',
-      });
+      // One header: the id is a UUIDv7 made at the message's millisecond, which is its time.
+      expect(message.properties.headers).toEqual({ [HEADERS.wire]: '3' });
+      expect(uuidv7Time(sent.id)).toBe(Date.parse(sent.time));
       await channel.deleteExchange(exchange.name);
     } finally {
       await connection.close();
