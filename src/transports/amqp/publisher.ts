@@ -44,6 +44,52 @@ interface Entry {
   returned: boolean;
   /** How many channels the broker closed with it in flight; a message that keeps killing channels is rejected. */
   channelErrors: number;
+  /** Neighbours in {@link InFlight}, while in flight. */
+  prev: Entry | undefined;
+  next: Entry | undefined;
+}
+
+/** What a confirmed publish resolves with: two shared objects, not one per message. */
+const ROUTED: PublishOutcome = Object.freeze({ routed: true });
+const UNROUTED: PublishOutcome = Object.freeze({ routed: false });
+
+/**
+ * The messages written and not yet confirmed, oldest first: a list threaded through the entries,
+ * so adding and removing one allocates nothing and hashes nothing (a `Set` that takes and drops a
+ * hundred entries over and over keeps rehashing its table). Removing the entry being visited while
+ * iterating is safe: `entries()` has read its successor already.
+ */
+class InFlight {
+  size = 0;
+  private head: Entry | undefined;
+  private tail: Entry | undefined;
+
+  add(entry: Entry): void {
+    entry.prev = this.tail;
+    entry.next = undefined;
+    if (this.tail) this.tail.next = entry;
+    else this.head = entry;
+    this.tail = entry;
+    this.size++;
+  }
+
+  delete(entry: Entry): void {
+    if (entry.prev) entry.prev.next = entry.next;
+    else if (this.head === entry) this.head = entry.next;
+    else return; // not in the list
+    if (entry.next) entry.next.prev = entry.prev;
+    else this.tail = entry.prev;
+    entry.prev = entry.next = undefined;
+    this.size--;
+  }
+
+  *entries(): Generator<Entry> {
+    for (let entry = this.head; entry; ) {
+      const next = entry.next;
+      yield entry;
+      entry = next;
+    }
+  }
 }
 
 /** A FIFO with O(1) push, shift and unshift (a ring would do too; this is simpler to read). */
@@ -174,7 +220,7 @@ export class Publisher {
   private readonly pending = new Deque<Entry>();
   private readonly headers = new ReusedHeaders();
   private pendingCount = 0;
-  private readonly inFlight = new Set<Entry>();
+  private readonly inFlight = new InFlight();
   private channel: ConfirmChannel | undefined;
   /** The fast path of the current channel, when it has one (see internals.ts). */
   private fast: FastPublish | undefined;
@@ -218,6 +264,8 @@ export class Publisher {
         channel: undefined,
         returned: false,
         channelErrors: 0,
+        prev: undefined,
+        next: undefined,
       };
       this.pending.push(entry);
       this.pendingCount++;
@@ -376,7 +424,7 @@ export class Publisher {
     }
     this.channelFailures = 0;
     this.inFlight.delete(entry);
-    this.finish(entry, undefined, { routed: !entry.returned });
+    this.finish(entry, undefined, entry.returned ? UNROUTED : ROUTED);
   }
 
   /**
@@ -391,7 +439,7 @@ export class Publisher {
       routingKey: string;
     };
     const messageId = message.properties.messageId as string | undefined;
-    for (const entry of this.inFlight) {
+    for (const entry of this.inFlight.entries()) {
       if (entry.channel !== channel || entry.returned) continue;
       const r = entry.request;
       if (
@@ -434,7 +482,7 @@ export class Publisher {
   private requeueInFlight(channel: ConfirmChannel, error: Error | undefined): void {
     const missing = error && replyCodeOf(error) === 404 ? missingExchange(error) : undefined;
     const again: Entry[] = [];
-    for (const entry of this.inFlight) {
+    for (const entry of this.inFlight.entries()) {
       if (entry.channel !== channel) continue;
       this.inFlight.delete(entry);
       entry.channel = undefined;
@@ -502,7 +550,7 @@ export class Publisher {
   private sweep(): void {
     const limit = this.options.publishTimeoutMs;
     const now = Date.now();
-    for (const entry of this.inFlight) {
+    for (const entry of this.inFlight.entries()) {
       if (now - entry.startedAt < limit) continue;
       this.inFlight.delete(entry);
       this.finish(entry, new PublishTimeoutError(entry.request.routingKey, now - entry.startedAt));
