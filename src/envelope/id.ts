@@ -90,18 +90,29 @@ function hexValue(code: number): number {
   return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
 }
 
+/** Whether `id` has the layout of a UUIDv7: 36 characters, dashes in place, version 7, variant 10. */
+function v7Shape(id: string): boolean {
+  if (id.length !== 36 || id.charCodeAt(8) !== 0x2d || id.charCodeAt(13) !== 0x2d) return false;
+  if (id.charCodeAt(14) !== 0x37 || id.charCodeAt(18) !== 0x2d || id.charCodeAt(23) !== 0x2d) {
+    return false;
+  }
+  const variant = hexValue(id.charCodeAt(19));
+  return variant >= 8 && variant <= 11;
+}
+
+/** The time part of the last id read (`xxxxxxxx-xxxx`), and its value: most ids share it. */
+let lastPrefix = '';
+let lastPrefixMs = 0;
+
 /**
  * The Unix time in milliseconds that a UUID version 7 begins with (its first 48 bits), or
  * `undefined` when `id` is not a UUIDv7 in its canonical 8-4-4-4-12 form (hex of either case,
  * version digit 7, variant 10). Only the time is read: the rest of the id is not checked.
  */
 export function uuidv7Time(id: string): number | undefined {
-  if (id.length !== 36 || id.charCodeAt(8) !== 0x2d || id.charCodeAt(13) !== 0x2d) return undefined;
-  if (id.charCodeAt(14) !== 0x37 || id.charCodeAt(18) !== 0x2d || id.charCodeAt(23) !== 0x2d) {
-    return undefined;
-  }
-  const variant = hexValue(id.charCodeAt(19));
-  if (variant < 8 || variant > 11) return undefined;
+  if (!v7Shape(id)) return undefined;
+  // Ids made in the same millisecond share their first 13 characters.
+  if (lastPrefix !== '' && id.startsWith(lastPrefix)) return lastPrefixMs;
   let ms = 0;
   for (let i = 0; i < 13; i++) {
     if (i === 8) continue;
@@ -109,5 +120,7 @@ export function uuidv7Time(id: string): number | undefined {
     if (digit < 0) return undefined;
     ms = ms * 16 + digit;
   }
+  lastPrefix = id.slice(0, 13);
+  lastPrefixMs = ms;
   return ms;
 }

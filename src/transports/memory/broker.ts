@@ -274,15 +274,22 @@ class MemoryDelivery implements Delivery {
     private readonly stored: Stored,
   ) {
     const m = stored.message;
-    // As on RabbitMQ: a message sent to one queue through the default exchange (a retry, a
-    // replay) is seen with the exchange and routing key it was first published with.
-    const h = m.properties.headers;
-    const ox = h[HEADERS.originalExchange];
-    const ork = h[HEADERS.originalRoutingKey];
-    const rerouted = m.exchange === '' && typeof ox === 'string' && typeof ork === 'string';
+    let exchange = m.exchange;
+    let routingKey = m.routingKey;
+    if (exchange === '') {
+      // As on RabbitMQ: a message sent to one queue through the default exchange (a retry, a
+      // replay) is seen with the exchange and routing key it was first published with.
+      const h = m.properties.headers;
+      const ox = h[HEADERS.originalExchange];
+      const ork = h[HEADERS.originalRoutingKey];
+      if (typeof ox === 'string' && typeof ork === 'string') {
+        exchange = ox;
+        routingKey = ork;
+      }
+    }
     this.message = {
-      exchange: rerouted ? ox : m.exchange,
-      routingKey: rerouted ? ork : m.routingKey,
+      exchange,
+      routingKey,
       body: m.body,
       properties: m.properties,
       redelivered: stored.redelivered,
