@@ -17,7 +17,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
  */
 const LAYERS: readonly (readonly string[])[] = [
   ['errors.ts', 'redact.ts', 'logger.ts'],
-  ['emitter.ts'],
+  ['emitter.ts', 'linked-list.ts'],
   ['contracts/'],
   ['envelope/'],
   ['transports/transport.ts'],

@@ -7,6 +7,7 @@ import {
   PublishTimeoutError,
   StateError,
 } from '../../errors.js';
+import { LinkedList } from '../../linked-list.js';
 import type { PublishOutcome } from '../transport.js';
 import { closeQuietly, type ManagedConnection } from './connection.js';
 import { headersRefusal } from './fit.js';
@@ -44,7 +45,7 @@ interface Entry {
   returned: boolean;
   /** How many channels the broker closed with it in flight; a message that keeps killing channels is rejected. */
   channelErrors: number;
-  /** Neighbours in {@link InFlight}, while in flight. */
+  /** Neighbours in the publisher's list of messages in flight. */
   prev: Entry | undefined;
   next: Entry | undefined;
 }
@@ -52,45 +53,6 @@ interface Entry {
 /** What a confirmed publish resolves with: two shared objects, not one per message. */
 const ROUTED: PublishOutcome = Object.freeze({ routed: true });
 const UNROUTED: PublishOutcome = Object.freeze({ routed: false });
-
-/**
- * The messages written and not yet confirmed, oldest first: a list threaded through the entries,
- * so adding and removing one allocates nothing and hashes nothing (a `Set` that takes and drops a
- * hundred entries over and over keeps rehashing its table). Removing the entry being visited while
- * iterating is safe: `entries()` has read its successor already.
- */
-class InFlight {
-  size = 0;
-  private head: Entry | undefined;
-  private tail: Entry | undefined;
-
-  add(entry: Entry): void {
-    entry.prev = this.tail;
-    entry.next = undefined;
-    if (this.tail) this.tail.next = entry;
-    else this.head = entry;
-    this.tail = entry;
-    this.size++;
-  }
-
-  delete(entry: Entry): void {
-    if (entry.prev) entry.prev.next = entry.next;
-    else if (this.head === entry) this.head = entry.next;
-    else return; // not in the list
-    if (entry.next) entry.next.prev = entry.prev;
-    else this.tail = entry.prev;
-    entry.prev = entry.next = undefined;
-    this.size--;
-  }
-
-  *entries(): Generator<Entry> {
-    for (let entry = this.head; entry; ) {
-      const next = entry.next;
-      yield entry;
-      entry = next;
-    }
-  }
-}
 
 /** A FIFO with O(1) push, shift and unshift (a ring would do too; this is simpler to read). */
 class Deque<T> {
@@ -220,7 +182,8 @@ export class Publisher {
   private readonly pending = new Deque<Entry>();
   private readonly headers = new ReusedHeaders();
   private pendingCount = 0;
-  private readonly inFlight = new InFlight();
+  /** Written and not yet confirmed, oldest first. */
+  private readonly inFlight = new LinkedList<Entry>();
   private channel: ConfirmChannel | undefined;
   /** The fast path of the current channel, when it has one (see internals.ts). */
   private fast: FastPublish | undefined;
@@ -439,7 +402,7 @@ export class Publisher {
       routingKey: string;
     };
     const messageId = message.properties.messageId as string | undefined;
-    for (const entry of this.inFlight.entries()) {
+    for (const entry of this.inFlight.values()) {
       if (entry.channel !== channel || entry.returned) continue;
       const r = entry.request;
       if (
@@ -482,7 +445,7 @@ export class Publisher {
   private requeueInFlight(channel: ConfirmChannel, error: Error | undefined): void {
     const missing = error && replyCodeOf(error) === 404 ? missingExchange(error) : undefined;
     const again: Entry[] = [];
-    for (const entry of this.inFlight.entries()) {
+    for (const entry of this.inFlight.values()) {
       if (entry.channel !== channel) continue;
       this.inFlight.delete(entry);
       entry.channel = undefined;
@@ -550,7 +513,7 @@ export class Publisher {
   private sweep(): void {
     const limit = this.options.publishTimeoutMs;
     const now = Date.now();
-    for (const entry of this.inFlight.entries()) {
+    for (const entry of this.inFlight.values()) {
       if (now - entry.startedAt < limit) continue;
       this.inFlight.delete(entry);
       this.finish(entry, new PublishTimeoutError(entry.request.routingKey, now - entry.startedAt));

@@ -7,6 +7,7 @@ import {
   type OutgoingMessage,
 } from '../../envelope/envelope.js';
 import { PublishRejectedError, StateError, TopologyConflictError } from '../../errors.js';
+import { LinkedList } from '../../linked-list.js';
 import {
   type ConsumeOptions,
   type Consumer,
@@ -131,42 +132,9 @@ class Fifo<T extends { seq: number }> {
   }
 }
 
-/**
- * A consumer's unsettled deliveries: a list threaded through the deliveries themselves, so that
- * taking one and settling it allocates nothing (a `Set` that goes from empty to one and back for
- * every message keeps rehashing its table).
- */
-class Unacked {
-  size = 0;
-  private head: MemoryDelivery | undefined;
-
-  add(d: MemoryDelivery): void {
-    d.next = this.head;
-    d.prev = undefined;
-    if (this.head) this.head.prev = d;
-    this.head = d;
-    this.size++;
-  }
-
-  delete(d: MemoryDelivery): void {
-    if (d.prev) d.prev.next = d.next;
-    else if (this.head === d) this.head = d.next;
-    else return;
-    if (d.next) d.next.prev = d.prev;
-    d.prev = d.next = undefined;
-    this.size--;
-  }
-
-  /** The deliveries, oldest first. */
-  toArray(): MemoryDelivery[] {
-    const out: MemoryDelivery[] = [];
-    for (let d = this.head; d; d = d.next) out.push(d);
-    return out.reverse();
-  }
-}
-
 class MemoryConsumer {
-  readonly unacked = new Unacked();
+  /** Its unsettled deliveries, oldest first. */
+  readonly unacked = new LinkedList<MemoryDelivery>();
   cancelled = false;
   constructor(
     readonly queue: MemoryQueue,
@@ -261,7 +229,7 @@ class MemoryDelivery implements Delivery {
   readonly message: IncomingMessage;
   /** Set by `get()`: the messages still ready behind this one. */
   remaining: number | undefined;
-  /** Neighbours in its consumer's {@link Unacked} list. */
+  /** Neighbours in its consumer's list of unsettled deliveries. */
   prev: MemoryDelivery | undefined;
   next: MemoryDelivery | undefined;
   private settled = false;
