@@ -1,6 +1,6 @@
 import { parseRoutingKey } from '../contracts/event.js';
 import { bucketOf } from '../contracts/key.js';
-import { uuidv7Time } from './id.js';
+import { uuidv7IsoTime, uuidv7Time } from './id.js';
 
 /**
  * The metadata that travels with every payload. Field names here and header names on the wire
@@ -267,7 +267,7 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
   if (!parsed) return undefined;
   const time =
     str(h[HEADERS.time]) ??
-    (v2 ? timeOfId(id) : undefined) ??
+    (v2 ? uuidv7IsoTime(id) : undefined) ??
     timeFromTimestamp(p.timestamp) ??
     new Date().toISOString();
   const source = (v2 ? p.appId : (str(h[HEADERS.source]) ?? p.appId)) ?? 'unknown';
@@ -287,22 +287,6 @@ export function envelopeFromMessage(message: IncomingMessage): Envelope | undefi
     tracestate: h[HEADERS.tracestate] === undefined ? undefined : str(h[HEADERS.tracestate]),
     key: h[HEADERS.key] === undefined ? undefined : str(h[HEADERS.key]),
   };
-}
-
-let idMs = -1;
-let idTime = '';
-
-/** The RFC 3339 time of a UUIDv7 id, or `undefined`; the last one is kept (most share it). */
-function timeOfId(id: string): string | undefined {
-  const ms = uuidv7Time(id);
-  if (ms === undefined) return undefined;
-  if (ms !== idMs) {
-    const date = new Date(ms);
-    if (Number.isNaN(date.getTime())) return undefined;
-    idMs = ms;
-    idTime = date.toISOString();
-  }
-  return idTime;
 }
 
 /**

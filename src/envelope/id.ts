@@ -67,20 +67,29 @@ export function uuidv7(now: number = Date.now()): string {
   return text.toString('latin1', 0, 36);
 }
 
-let isoMs = -1;
-let iso = '';
-
 /**
- * The current time as RFC 3339 with milliseconds, UTC (`Date#toISOString`). A publish needs it for
- * every message; at thousands a second most share their millisecond, and formatting a date costs
- * more than the rest of the envelope, so the string of the last millisecond is kept.
+ * RFC 3339 with milliseconds, UTC (`Date#toISOString`), of the last millisecond asked for: at
+ * thousands of messages a second most share their millisecond, and formatting a date costs more
+ * than the rest of an envelope.
  */
-export function isoNow(now: number = Date.now()): string {
-  if (now !== isoMs) {
-    isoMs = now;
-    iso = new Date(now).toISOString();
+class IsoOfLast {
+  private ms = -1;
+  private text = '';
+
+  of(ms: number): string {
+    if (ms !== this.ms) {
+      this.ms = ms;
+      this.text = new Date(ms).toISOString();
+    }
+    return this.text;
   }
-  return iso;
+}
+
+const nowText = new IsoOfLast();
+
+/** The current time as RFC 3339 with milliseconds, UTC; a publish needs it for every message. */
+export function isoNow(now: number = Date.now()): string {
+  return nowText.of(now);
 }
 
 /** The value of one ASCII hex digit, or -1. */
@@ -123,4 +132,13 @@ export function uuidv7Time(id: string): number | undefined {
   lastPrefix = id.slice(0, 13);
   lastPrefixMs = ms;
   return ms;
+}
+
+/** A cache of its own: read ids are often older than the time a handler publishes at. */
+const idText = new IsoOfLast();
+
+/** The RFC 3339 time of a UUIDv7 id (see {@link uuidv7Time}), or `undefined`. */
+export function uuidv7IsoTime(id: string): string | undefined {
+  const ms = uuidv7Time(id);
+  return ms === undefined ? undefined : idText.of(ms);
 }
