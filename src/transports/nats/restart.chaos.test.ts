@@ -248,6 +248,9 @@ describe.skipIf(!binary)('NATS chaos, on a nats-server of its own', () => {
       if (id === 1500) restarts.push(restart('SIGTERM'));
       if (id === 3500) {
         await Promise.all(restarts);
+        // Publishing resumes as soon as the producer is back, before the consumers may be: the
+        // second restart must find all three connections up, or it takes one of them down once.
+        await waitFor(() => reconnects.length === 3, 'all three connections back', 30_000);
         restarts.push(restart('SIGKILL'));
       }
     }
